@@ -1,0 +1,1 @@
+"""The walkthrough as step objects (installed as aks_lockdown.steps)."""
