@@ -86,6 +86,13 @@ class StepFailed(Event):
 
 
 @dataclass(frozen=True)
+class StepRollingBack(Event):
+    """Teardown (or --rollback-on-failure) is removing what this deployment created in a step."""
+
+    step: str
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     ok: bool
     elapsed: float
