@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
 .PHONY: install demo test test-reliability lint bench clean
 
@@ -14,12 +15,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Azurite (the Blob Storage emulator) for the blob state backend's tests, in the project's own node_modules.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 # The main job: a full deploy on the embedded ARM emulator, with its progress visible.
 demo: install
 	$(PY) -m aks_lockdown deploy config/eastus.toml --emulator --yes
 
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: install
+test: install $(NODE_STAMP)
 	$(PY) -m pytest -n 2 -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
