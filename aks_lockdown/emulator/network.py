@@ -1,0 +1,450 @@
+"""Microsoft.Network: virtual networks and subnets, public IPs, route tables and routes, service tags,
+plus the walks other providers use (subnet -> route table, firewall by private IP ...). Firewalls and
+firewall policies are in network_firewall.py."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from typing import Any
+
+from aks_lockdown.emulator import network_firewall, servicetags
+from aks_lockdown.emulator.framework import ArmError, Registry, Request, Response, not_found
+from aks_lockdown.emulator.lro import ensure_free
+from aks_lockdown.emulator.netcommon import (
+    NS,
+    clean,
+    ensure_ref,
+    parse_prefix,
+    prefixes_of,
+    ref_id,
+    referrers,
+    render_base,
+    require_location,
+    resource_guid,
+    start_put,
+)
+from aks_lockdown.emulator.server import generic_delete
+from aks_lockdown.emulator.world import Record, World
+
+VNET = f"{NS}/virtualNetworks"
+SUBNET = f"{NS}/virtualNetworks/subnets"
+PIP = f"{NS}/publicIPAddresses"
+RT = f"{NS}/routeTables"
+ROUTE = f"{NS}/routeTables/routes"
+
+
+# ---- walks for other providers (documented in README-internals.md) -----------------------------------
+def subnet_route_table(world: World, subnet_id: str) -> dict[str, Any] | None:
+    sub = world.get(subnet_id)
+    if sub is None:
+        return None
+    rt = ref_id(sub.body.get("properties", {}).get("routeTable"))
+    return world.view(rt) if rt else None
+
+
+def firewall_by_private_ip(world: World, ip: str) -> dict[str, Any] | None:
+    for rec in world.list(network_firewall.FIREWALL):
+        view = world.render(rec)
+        for cfg in view["properties"].get("ipConfigurations", []):
+            if cfg["properties"].get("privateIPAddress") == ip:
+                return view
+    return None
+
+
+firewall_policy_groups = network_firewall.firewall_policy_groups
+
+
+def public_ip_address(world: World, pip_id: str) -> str | None:
+    rec = world.get(pip_id)
+    return rec.extra.get("ipAddress") if rec else None
+
+
+def allocate_public_ip(world: World) -> str:
+    """A fresh loopback address 127.B.x.y, never 127.0.0.x; B comes from the data dir so two emulators on
+    one machine do not hand out the same addresses (their DNAT listeners bind them)."""
+    n = int(world.meta.get("next_public_ip", 0))
+    world.meta["next_public_ip"] = n + 1
+    world.touch()
+    second = 16 + int(hashlib.sha256(str(world.path.parent).encode()).hexdigest(), 16) % 224
+    return f"127.{second}.{(n // 250) % 256}.{n % 250 + 1}"
+
+
+# ---- virtual networks and subnets ---------------------------------------------------------------
+def _vnet_prefixes(vnet_body: dict[str, Any], owner: str) -> list[Any]:
+    space = (vnet_body.get("properties") or {}).get("addressSpace") or {}
+    return [parse_prefix(p, owner) for p in space.get("addressPrefixes") or []]
+
+
+def _check_subnets(vnet_id: str, vnet_prefixes: list[Any], subnets: list[tuple[str, dict[str, Any]]]) -> None:
+    """Each subnet inside the VNet's space and no two overlapping (real codes and wording)."""
+    vnet_name = vnet_id.rsplit("/", 1)[-1]
+    seen: list[tuple[str, Any]] = []
+    for name, props in subnets:
+        nets = []
+        for p in prefixes_of(props):
+            net = parse_prefix(p, f"{vnet_id}/subnets/{name}")
+            try:
+                ipaddress.ip_network(p, strict=True)
+            except ValueError:
+                # Host bits set (10.0.0.1/24): parseable but not a valid subnet.
+                raise ArmError(
+                    400,
+                    "NetcfgInvalidSubnet",
+                    f"Subnet '{name}' is not valid in virtual network '{vnet_name}'.",
+                ) from None
+            nets.append(net)
+        if not nets:
+            raise ArmError(
+                400,
+                "NetcfgInvalidSubnet",
+                f"Subnet '{name}' is not valid in virtual network '{vnet_name}': it has no address prefix.",
+            )
+        for net in nets:
+            if not any(net.version == v.version and net.subnet_of(v) for v in vnet_prefixes):
+                raise ArmError(
+                    400,
+                    "NetcfgSubnetRangeOutsideVnet",
+                    f"Subnet '{name}' is not valid because its IP address range is outside the IP address "
+                    f"range of virtual network '{vnet_name}'.",
+                )
+            for other_name, other in seen:
+                if net.version == other.version and net.overlaps(other):
+                    raise ArmError(
+                        400,
+                        "NetcfgSubnetRangesOverlap",
+                        f"Subnet '{name}' is not valid because its IP address range overlaps with that of an "
+                        f"existing subnet '{other_name}' in virtual network '{vnet_name}'.",
+                    )
+            seen.append((name, net))
+
+
+def _subnet_props(world: World, subnet_id: str, raw: dict[str, Any]) -> dict[str, Any]:
+    props = clean({"properties": raw}, drop_props=("ipConfigurations",))["properties"]
+    ensure_ref(world, ref_id(props.get("routeTable")), subnet_id)
+    ensure_ref(world, ref_id(props.get("networkSecurityGroup")), subnet_id)
+    return props
+
+
+def _in_use_subnet(world: World, subnet_id: str, vnet_id: str) -> None:
+    users = referrers(world, subnet_id, skip_under=vnet_id)
+    if users:
+        name = subnet_id.rsplit("/", 1)[-1]
+        raise ArmError(
+            400,
+            "InUseSubnetCannotBeDeleted",
+            f"Subnet {name} is in use by {users[0].id} and cannot be deleted. In order to delete the subnet, "
+            "delete all the resources within the subnet. See aka.ms/deletesubnet.",
+        )
+
+
+def put_vnet(req: Request) -> Response:
+    w, rid = req.world, req.rid
+    existing = w.get(rid.id)
+    body = clean(req.body)
+    location = require_location(req, body, existing)
+    body["location"] = location
+    props = body["properties"]
+    vnet_id = existing.id if existing else rid.id
+    prefixes = _vnet_prefixes(body, vnet_id)
+    if not prefixes:
+        raise ArmError(
+            400, "InvalidRequestFormat", "Cannot parse the request: addressSpace.addressPrefixes is required."
+        )
+    # A VNet PUT is a full replacement: subnets missing from it are deleted (as real ARM does).
+    wanted = [(str(s.get("name")), dict(s.get("properties") or {})) for s in props.pop("subnets", None) or []]
+    _check_subnets(vnet_id, prefixes, wanted)
+    ensure_free(req, [vnet_id, *[r.id for r in w.children(vnet_id, "subnets")]])
+    names = {n.lower() for n, _ in wanted}
+    for child in w.children(vnet_id, "subnets"):
+        if child.id.rsplit("/", 1)[-1].lower() not in names:
+            _in_use_subnet(w, child.id, vnet_id)
+    stored_subnets = [(n, _subnet_props(w, f"{vnet_id}/subnets/{n}", p)) for n, p in wanted]
+    for child in w.children(vnet_id, "subnets"):
+        if child.id.rsplit("/", 1)[-1].lower() not in names:
+            w.remove(child.id)
+    props.setdefault("enableDdosProtection", False)
+    props.setdefault("virtualNetworkPeerings", [])
+    rec = w.upsert(vnet_id, VNET, body, extra={"resourceGuid": resource_guid(existing)})
+    touched = []
+    for name, sprops in stored_subnets:
+        sid = f"{vnet_id}/subnets/{name}"
+        old = w.get(sid)
+        srec = w.upsert(old.id if old else sid, SUBNET, {"properties": sprops})
+        touched.append(srec.id)
+    return start_put(
+        req,
+        rec,
+        created=existing is None,
+        key="virtualNetworks.put",
+        location=location,
+        locks=[vnet_id, *touched],
+        also_updating=touched,
+    )
+
+
+def render_vnet(world: World, rec: Record) -> dict[str, Any]:
+    out = render_base(world, rec)
+    props = out["properties"]
+    subnets = [render_subnet(world, s) for s in world.children(rec.id, "subnets")]
+    # Keep ARM's property order: addressSpace, provisioningState, resourceGuid, subnets, peerings.
+    ordered = {
+        "addressSpace": props.pop("addressSpace", {}),
+        "provisioningState": props.pop("provisioningState"),
+    }
+    if "resourceGuid" in props:
+        ordered["resourceGuid"] = props.pop("resourceGuid")
+    ordered["subnets"] = subnets
+    ordered.update(props)
+    out["properties"] = ordered
+    return out
+
+
+def render_subnet(world: World, rec: Record) -> dict[str, Any]:
+    out = render_base(world, rec, with_location=False)
+    users = [
+        u
+        for u in referrers(world, rec.id, skip_under=rec.id.rsplit("/subnets/", 1)[0])
+        if u.type.lower() != SUBNET.lower()
+    ]
+    ipcfgs = []
+    for u in users:
+        for cfg in (u.body.get("properties") or {}).get("ipConfigurations") or []:
+            if (ref_id((cfg.get("properties") or {}).get("subnet")) or "").lower() == rec.id.lower():
+                ipcfgs.append({"id": f"{u.id}/azureFirewallIpConfigurations/{cfg.get('name')}"})
+    if ipcfgs:
+        out["properties"]["ipConfigurations"] = ipcfgs
+    return out
+
+
+def put_subnet(req: Request) -> Response:
+    w, rid = req.world, req.rid
+    vnet = w.get(rid.parent or "")
+    if vnet is None:
+        raise not_found(rid)
+    existing = w.get(rid.id)
+    sid = existing.id if existing else f"{vnet.id}/subnets/{rid.name}"
+    raw = dict((req.body or {}).get("properties") or {})
+    siblings = [
+        (r.id.rsplit("/", 1)[-1], r.body["properties"])
+        for r in w.children(vnet.id, "subnets")
+        if r.id.lower() != sid.lower()
+    ]
+    _check_subnets(vnet.id, _vnet_prefixes(vnet.body, vnet.id), [*siblings, (str(rid.name), raw)])
+    ensure_free(req, [vnet.id, sid])
+    props = _subnet_props(w, sid, raw)
+    rec = w.upsert(sid, SUBNET, {"properties": props})
+    return start_put(
+        req,
+        rec,
+        created=existing is None,
+        key="subnets.put",
+        location=str(vnet.body.get("location")),
+        locks=[vnet.id, sid],
+    )
+
+
+def delete_subnet(req: Request) -> Response:
+    rec = req.world.get(req.rid.id)
+    if rec is None:
+        return Response(204)
+    vnet_id = req.rid.parent or ""
+    _in_use_subnet(req.world, rec.id, vnet_id)
+    return generic_delete(req, key="subnets.delete", locks=[vnet_id, rec.id])
+
+
+def delete_vnet(req: Request) -> Response:
+    rec = req.world.get(req.rid.id)
+    if rec is None:
+        return Response(204)
+    for child in req.world.children(rec.id, "subnets"):
+        _in_use_subnet(req.world, child.id, rec.id)
+    return generic_delete(
+        req,
+        key="virtualNetworks.delete",
+        locks=[rec.id, *[c.id for c in req.world.children(rec.id, "subnets")]],
+    )
+
+
+# ---- public IP addresses ---------------------------------------------------------------------------
+def put_pip(req: Request) -> Response:
+    w, rid = req.world, req.rid
+    existing = w.get(rid.id)
+    body = clean(req.body, drop_props=("ipAddress", "ipConfiguration"))
+    location = require_location(req, body, existing)
+    body["location"] = location
+    props = body["properties"]
+    # No sku: Basic, as the 2026-03-01 PublicIpAddressCreateDefaults example answers.
+    sku = body.setdefault("sku", {"name": "Basic", "tier": "Regional"})
+    sku.setdefault("tier", "Regional")
+    # Standard SKU addresses are always static (real RP rejects Dynamic with Standard).
+    default_alloc = "Static" if sku.get("name") == "Standard" else "Dynamic"
+    props.setdefault("publicIPAllocationMethod", default_alloc)
+    if sku.get("name") == "Standard" and props["publicIPAllocationMethod"] != "Static":
+        raise ArmError(
+            400,
+            "StandardSkuPublicIPAddressesMustBeStatic",
+            f"Standard sku publicIp {rid.id} must have AllocationMethod set to Static.",
+        )
+    if existing is not None and (existing.body.get("sku") or {}).get("name") != sku.get("name"):
+        raise ArmError(
+            400, "CannotChangePublicIpSku", f"Cannot change the sku of public IP address {rid.id}."
+        )
+    props.setdefault("publicIPAddressVersion", "IPv4")
+    props.setdefault("idleTimeoutInMinutes", 4)
+    props.setdefault("ipTags", [])
+    props.setdefault("ddosSettings", {"protectionMode": "VirtualNetworkInherited"})
+    extra = dict(existing.extra) if existing else {}
+    extra["resourceGuid"] = resource_guid(existing)
+    if "ipAddress" not in extra:
+        extra["ipAddress"] = allocate_public_ip(w)
+    rec = w.upsert(existing.id if existing else rid.id, PIP, body, extra=extra)
+    return start_put(req, rec, created=existing is None, key="publicIPAddresses.put", location=location)
+
+
+def render_pip(world: World, rec: Record) -> dict[str, Any]:
+    out = render_base(world, rec)
+    props = out["properties"]
+    users = referrers(world, rec.id)
+    for u in users:
+        for cfg in (u.body.get("properties") or {}).get("ipConfigurations") or []:
+            if (ref_id((cfg.get("properties") or {}).get("publicIPAddress")) or "").lower() == rec.id.lower():
+                props["ipConfiguration"] = {"id": f"{u.id}/azureFirewallIpConfigurations/{cfg.get('name')}"}
+    # Static: the address is allocated at create; Dynamic: only while attached to something.
+    if props.get("publicIPAllocationMethod") == "Static" or "ipConfiguration" in props:
+        props["ipAddress"] = rec.extra.get("ipAddress")
+    return out
+
+
+def delete_pip(req: Request) -> Response:
+    rec = req.world.get(req.rid.id)
+    if rec is None:
+        return Response(204)
+    users = referrers(req.world, rec.id)
+    if users:
+        raise ArmError(
+            400,
+            "PublicIPAddressInUse",
+            f"Public IP address {rec.id} can not be deleted since it is still allocated to resource "
+            f"{users[0].id}. In order to delete the public IP, disassociate/detach the Public IP address "
+            "from the resource.",
+        )
+    return generic_delete(req, key="publicIPAddresses.delete")
+
+
+# ---- route tables and routes -------------------------------------------------------------------
+def _route_props(raw: dict[str, Any], owner: str) -> dict[str, Any]:
+    props = clean({"properties": raw})["properties"]
+    if not props.get("addressPrefix") or not props.get("nextHopType"):
+        raise ArmError(400, "InvalidRequestFormat", f"Route {owner} needs addressPrefix and nextHopType.")
+    if props["nextHopType"] == "VirtualAppliance" and not props.get("nextHopIpAddress"):
+        # Code not verified against a real answer; the condition is real.
+        raise ArmError(
+            400,
+            "InvalidNextHopIpAddress",
+            f"Route {owner} has next hop type VirtualAppliance but no nextHopIpAddress.",
+        )
+    props.setdefault("hasBgpOverride", False)
+    return props
+
+
+def put_route_table(req: Request) -> Response:
+    w, rid = req.world, req.rid
+    existing = w.get(rid.id)
+    body = clean(req.body, drop_props=("subnets",))
+    location = require_location(req, body, existing)
+    body["location"] = location
+    props = body["properties"]
+    rt_id = existing.id if existing else rid.id
+    routes = [
+        (str(r.get("name")), _route_props(dict(r.get("properties") or {}), f"{rt_id}/routes/{r.get('name')}"))
+        for r in props.pop("routes", None) or []
+    ]
+    props.setdefault("disableBgpRoutePropagation", False)
+    ensure_free(req, [rt_id])
+    names = {n.lower() for n, _ in routes}
+    for child in w.children(rt_id, "routes"):
+        if child.id.rsplit("/", 1)[-1].lower() not in names:
+            w.remove(child.id)
+    rec = w.upsert(rt_id, RT, body, extra={"resourceGuid": resource_guid(existing)})
+    touched = []
+    for name, rprops in routes:
+        old = w.get(f"{rt_id}/routes/{name}")
+        touched.append(
+            w.upsert(old.id if old else f"{rt_id}/routes/{name}", ROUTE, {"properties": rprops}).id
+        )
+    return start_put(
+        req,
+        rec,
+        created=existing is None,
+        key="routeTables.put",
+        location=location,
+        locks=[rt_id, *touched],
+        also_updating=touched,
+    )
+
+
+def render_route_table(world: World, rec: Record) -> dict[str, Any]:
+    out = render_base(world, rec)
+    props = out["properties"]
+    props["routes"] = [render_base(world, r, with_location=False) for r in world.children(rec.id, "routes")]
+    subnets = [u for u in referrers(world, rec.id) if u.type.lower() == SUBNET.lower()]
+    if subnets:
+        props["subnets"] = [{"id": s.id} for s in subnets]
+    return out
+
+
+def put_route(req: Request) -> Response:
+    w, rid = req.world, req.rid
+    rt = w.get(rid.parent or "")
+    if rt is None:
+        raise not_found(rid)
+    existing = w.get(rid.id)
+    route_id = existing.id if existing else f"{rt.id}/routes/{rid.name}"
+    props = _route_props(dict((req.body or {}).get("properties") or {}), route_id)
+    ensure_free(req, [rt.id, route_id])
+    rec = w.upsert(route_id, ROUTE, {"properties": props})
+    return start_put(
+        req,
+        rec,
+        created=existing is None,
+        key="routes.put",
+        location=str(rt.body.get("location")),
+        locks=[rt.id, route_id],
+    )
+
+
+def delete_route_table(req: Request) -> Response:
+    rec = req.world.get(req.rid.id)
+    if rec is None:
+        return Response(204)
+    users = [u for u in referrers(req.world, rec.id) if u.type.lower() == SUBNET.lower()]
+    if users:
+        raise ArmError(
+            400,
+            "InUseRouteTableCannotBeDeleted",
+            f"Route table {rec.id} is in use and cannot be deleted. In order to delete the route table, "
+            f"disassociate it from the subnet(s) {', '.join(u.id for u in users)}.",
+        )
+    return generic_delete(req, key="routeTables.delete")
+
+
+def delete_route(req: Request) -> Response:
+    rec = req.world.get(req.rid.id)
+    if rec is None:
+        return Response(204)
+    return generic_delete(req, key="routes.delete", locks=[req.rid.parent or "", rec.id])
+
+
+def _child_render(world: World, rec: Record) -> dict[str, Any]:
+    return render_base(world, rec, with_location=False)
+
+
+def register(reg: Registry) -> None:
+    reg.resource_type(VNET, put=put_vnet, delete=delete_vnet, render=render_vnet)
+    reg.resource_type(SUBNET, put=put_subnet, delete=delete_subnet, render=render_subnet)
+    reg.resource_type(PIP, put=put_pip, delete=delete_pip, render=render_pip)
+    reg.resource_type(RT, put=put_route_table, delete=delete_route_table, render=render_route_table)
+    reg.resource_type(ROUTE, put=put_route, delete=delete_route, render=_child_render)
+    servicetags.register(reg)
+    network_firewall.register(reg)
