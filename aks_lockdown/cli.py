@@ -116,9 +116,31 @@ def _positive_float(text: str) -> float:
     return value
 
 
+# Where the state commands find the state; the environment variable is the one commands/_common.py reads.
+STATE_BLOB_CONNECTION_STRING_ENV = "AKS_LOCKDOWN_STATE_BLOB_CONNECTION_STRING"
+STATE_EPILOG = f"""\
+state backend: with CONFIG (or --config) the state is where the config's [state] section puts it:
+  a local file under state.directory (backend = "local") or a blob (backend = "blob", account_url,
+  container). With --name, or no argument, it is always a local state file in the state directory.
+blob credential: your Azure sign-in (az login, the AZURE_* variables, a managed identity); or, for
+  shared-key/SAS access and Azurite, a storage connection string in the environment variable
+  {STATE_BLOB_CONNECTION_STRING_ENV} (AccountName=...;AccountKey=...;BlobEndpoint=...).
+  Its account must be the one state.account_url names. Never put keys in the config file."""
+
+
 def _add_target_by_name(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", metavar="CONFIG", help="the deployment's config file")
-    p.add_argument("--name", metavar="NAME", help="the deployment's name in the state directory")
+    p.add_argument(
+        "config",
+        nargs="?",
+        metavar="CONFIG",
+        help="the deployment's config file; its [state] section chooses the backend (local or blob)",
+    )
+    p.add_argument("--config", dest="config_flag", metavar="CONFIG", help="the same as the CONFIG argument")
+    p.add_argument(
+        "--name",
+        metavar="NAME",
+        help="a deployment's name in the local state directory (local backend only; for blob pass CONFIG)",
+    )
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -170,12 +192,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _add_common(p, output=True)
 
     p = command("status", "what the state file says about a deployment; --live re-checks Azure")
+    p.epilog = STATE_EPILOG
     _add_target_by_name(p)
     p.add_argument("--live", action="store_true", help="re-check every step against Azure")
     _add_target(p)
     _add_common(p, output=True)
 
     p = command("teardown", "delete what the deployment created (never what it found there)")
+    p.epilog = STATE_EPILOG
     _add_target_by_name(p)
     p.add_argument(
         "--yes",
@@ -191,21 +215,47 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _add_target(p)
     _add_common(p, output=True)
 
-    p = command("state", "inspect the state file or release a stale lock")
+    p = command("state", "inspect the state, release a stale lock, or move the state between backends")
+    p.epilog = STATE_EPILOG
     state_sub = p.add_subparsers(dest="state_command", metavar="ACTION", title="actions")
     state_sub.required = True
-    sp = state_sub.add_parser(
-        "show", help="print a deployment's state", description="print a deployment's state"
-    )
+
+    def action(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return state_sub.add_parser(
+            name, help=help, description=description, epilog=STATE_EPILOG, formatter_class=_HelpFormatter
+        )
+
+    sp = action("show", "print a deployment's state", "print a deployment's state")
     _add_target_by_name(sp)
     _add_common(sp, output=True)
-    sp = state_sub.add_parser(
+    sp = action(
         "unlock",
-        help="release a deployment's lock",
-        description="release a deployment's lock (refused while its holder is alive, unless --force)",
+        "release a deployment's lock",
+        "release a deployment's lock (refused while its holder is alive, unless --force; on the blob "
+        "backend --force breaks the holder's lease at once)",
     )
     _add_target_by_name(sp)
     sp.add_argument("--force", action="store_true", help="release it even if the holder looks alive")
+    _add_common(sp)
+    sp = action(
+        "migrate",
+        "move a deployment's state between the local and the blob backend",
+        "move a deployment's state between the local file (state.directory or --state-dir) and the\n"
+        "blob the config's [state] section names (account_url, container), either way. Both are\n"
+        "locked; the copy is read back and compared before the source becomes a tombstone naming\n"
+        'the destination. Set [state] backend = "blob" before --to blob, and back to "local" after\n'
+        "--to local.",
+    )
+    sp.add_argument(
+        "config", metavar="CONFIG", help="the deployment's config file (with account_url, container)"
+    )
+    sp.add_argument("--to", required=True, choices=("blob", "local"), help="the backend to move the state to")
+    sp.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="do not ask for confirmation (required when not on a terminal)",
+    )
     _add_common(sp)
 
     p = command("validate", "check a config offline and summarise what it will build")
@@ -268,6 +318,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _add_common(p)
 
     p = command("verify", "prove the egress lockdown holds and the ingress path works")
+    p.epilog = STATE_EPILOG
     p.add_argument("config", metavar="CONFIG", help="config file (TOML)")
     p.add_argument("--report", metavar="FILE.md", help="also write a Markdown report")
     _add_target(p)
@@ -278,9 +329,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def _check_target_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Cross-flag rules argparse cannot express; checked before anything is imported or sent."""
+    sub = f"{parser.prog} {args.command}"
+    flag = getattr(args, "config_flag", None)
+    if flag is not None:
+        if args.config is not None:
+            _fail(sub, "give the config either as CONFIG or as --config, not both")
+        args.config = flag
+    if getattr(args, "config", None) and getattr(args, "name", None):
+        _fail(sub, "give either CONFIG or --name, not both")
     if not hasattr(args, "arm_endpoint"):
         return
-    sub = f"{parser.prog} {args.command}"
     if args.arm_endpoint and not args.ca_bundle:
         _fail(sub, "--arm-endpoint needs --ca-bundle PATH (the emulator's ca.pem)")
     if args.ca_bundle and not args.arm_endpoint:
@@ -290,8 +348,6 @@ def _check_target_flags(parser: argparse.ArgumentParser, args: argparse.Namespac
         _fail(sub, f"--arm-endpoint: must be an https:// URL, got {args.arm_endpoint!r}")
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
         _fail(sub, f"--ca-bundle: no such file: {args.ca_bundle}")
-    if getattr(args, "config", None) and getattr(args, "name", None):
-        _fail(sub, "give either CONFIG or --name, not both")
 
 
 def _fail(prog: str, message: str) -> NoReturn:

@@ -131,18 +131,115 @@ def clients(where: Where, args: argparse.Namespace) -> ClientFactory:
     return ClientFactory(where.target, **kwargs)
 
 
+# A storage connection string for the blob state backend, read from the environment only (secrets
+# never go in the config file). Without it the blob backend signs in with the usual Azure credential
+# (az login, the AZURE_* variables, a managed identity). With it: its AccountKey (shared key) or
+# SharedAccessSignature authorizes the calls, and its BlobEndpoint (or AccountName + EndpointSuffix)
+# is where they go, which is how tests and local development reach Azurite. The account it names must
+# be the one in the config's state.account_url, so it can never silently redirect the state elsewhere.
+STATE_BLOB_CONNECTION_STRING_ENV = "AKS_LOCKDOWN_STATE_BLOB_CONNECTION_STRING"
+
+
+def _connection_string(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in text.strip().split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"{STATE_BLOB_CONNECTION_STRING_ENV}: not a storage connection string (Key=Value;...)"
+            )
+        fields[key.strip().lower()] = value.strip()
+    return fields
+
+
+def _account_of(url: str) -> str:
+    """The storage account an endpoint URL names: its first host label, or (Azurite's path-style
+    ``http://127.0.0.1:10000/devstoreaccount1``) its first path segment when the host is an address."""
+    import ipaddress
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        path_style = True
+    except ValueError:
+        path_style = host == "localhost"
+    if path_style:
+        return parts.path.strip("/").split("/", 1)[0]
+    return host.split(".", 1)[0]
+
+
+def blob_access(config: Config, factory: ClientFactory | None = None) -> tuple[Config, Any]:
+    """The config to build the blob store from (state.account_url possibly replaced by the endpoint of
+    the connection string in the environment) and the credential for it."""
+    if not config.state.account_url or not config.state.container:
+        raise InputError(
+            "the blob state backend needs state.account_url and state.container in the config's "
+            '[state] section (with backend = "blob")'
+        )
+    text = os.environ.get(STATE_BLOB_CONNECTION_STRING_ENV, "").strip()
+    if not text:
+        return config, _azure_credential(config, factory)
+    fields = _connection_string(text)
+    if fields.get("usedevelopmentstorage", "").lower() == "true":
+        raise InputError(
+            f"{STATE_BLOB_CONNECTION_STRING_ENV}: UseDevelopmentStorage is not supported; give AccountName, "
+            "AccountKey and BlobEndpoint"
+        )
+    name = fields.get("accountname")
+    endpoint = fields.get("blobendpoint")
+    if not endpoint:
+        if not name:
+            raise InputError(f"{STATE_BLOB_CONNECTION_STRING_ENV}: needs BlobEndpoint or AccountName")
+        protocol = fields.get("defaultendpointsprotocol", "https")
+        suffix = fields.get("endpointsuffix", "core.windows.net")
+        endpoint = f"{protocol}://{name}.blob.{suffix}"
+    wanted = _account_of(config.state.account_url)
+    named = name or _account_of(endpoint)
+    if named != wanted:
+        raise InputError(
+            f"{STATE_BLOB_CONNECTION_STRING_ENV}: it is for storage account {named!r}, but state.account_url "
+            f"names {wanted!r}"
+        )
+    if fields.get("accountkey"):
+        from azure.core.credentials import AzureNamedKeyCredential
+
+        credential: Any = AzureNamedKeyCredential(named, fields["accountkey"])
+    elif fields.get("sharedaccesssignature"):
+        from azure.core.credentials import AzureSasCredential
+
+        credential = AzureSasCredential(fields["sharedaccesssignature"])
+    else:
+        raise InputError(f"{STATE_BLOB_CONNECTION_STRING_ENV}: needs AccountKey or SharedAccessSignature")
+    state = config.state.model_copy(update={"account_url": endpoint.rstrip("/")})
+    return config.model_copy(update={"state": state}), credential
+
+
+def _azure_credential(config: Config, factory: ClientFactory | None) -> Any:
+    """The tool's usual Azure credential for the config's cloud. Never the emulator's: its tokens are
+    for the emulated ARM, not for a storage account."""
+    from aks_lockdown.arm.clients import ClientFactory, Target
+
+    if factory is not None and not factory.target.is_emulator:
+        return factory.credential
+    return ClientFactory(Target(cloud=config.azure.cloud, tenant_id=config.azure.tenant_id)).credential
+
+
 def store(
     directory: Path, deployment: str, config: Config | None = None, factory: ClientFactory | None = None
 ) -> Any:
-    """The state store of the configured backend (local: ``<directory>/<deployment>.json``)."""
+    """The state store of the config's [state] backend; with no config, the local one
+    (``<directory>/<deployment>.json``). The blob backend's credential: see ``blob_access``."""
     if config is not None and config.state.backend == "blob":
         try:
             from aks_lockdown.state_blob import BlobStateStore
         except ImportError:
             raise InputError("state.backend: 'blob' is not available in this build; use 'local'") from None
-        if factory is None:
-            raise InputError("state.backend: 'blob' needs Azure credentials; this command has none")
-        return BlobStateStore.from_config(config, factory.credential)
+        effective, credential = blob_access(config, factory)
+        return BlobStateStore.from_config(effective, credential)
     from aks_lockdown.engine.state import LocalStateStore
 
     return LocalStateStore(directory, deployment)
@@ -319,6 +416,14 @@ class Resolved:
     name: str
     directory: Path
     loaded: LoadedConfig | None = None
+    # True when the config came from CONFIG/--config; a config remembered for a --name (or no
+    # argument) deployment supplies the steps but never the state backend: that is always local.
+    explicit: bool = False
+
+    @property
+    def backend_config(self) -> Config | None:
+        """The config whose [state] section chooses the store (None: the local store)."""
+        return self.loaded.config if self.explicit and self.loaded is not None else None
 
 
 def resolve_deployment(args: argparse.Namespace, *, need_config: bool = False) -> Resolved:
@@ -331,7 +436,7 @@ def resolve_deployment(args: argparse.Namespace, *, need_config: bool = False) -
 
     if getattr(args, "config", None):
         loaded = load(args.config)
-        return Resolved(loaded.config.deployment.name, state_dir(args, loaded.config), loaded)
+        return Resolved(loaded.config.deployment.name, state_dir(args, loaded.config), loaded, explicit=True)
     directory = state_dir(args)
     names = deployments(directory)
     if getattr(args, "name", None):

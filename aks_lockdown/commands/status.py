@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
     resolved = common.resolve_deployment(args, need_config=args.live)
     config = resolved.loaded.config if resolved.loaded else None
-    store = common.store(resolved.directory, resolved.name, None)
+    store = common.store(resolved.directory, resolved.name, resolved.backend_config)
     state = store.load()
     holder = store.holder()
     order = _order(config)
@@ -80,7 +80,7 @@ def _live(args: argparse.Namespace, resolved: common.Resolved) -> int:
     config = resolved.loaded.config
     with common.target(args, config, resolved.directory) as where:
         factory = common.clients(where, args)
-        store = common.store(resolved.directory, resolved.name, config, factory)
+        store = common.store(resolved.directory, resolved.name, resolved.backend_config, factory)
         out = JsonDisplay() if args.output == "json" else PlainDisplay(timestamps=False)
         runner = common.runner(
             config=config, clients=factory, store=store, sink=Display(), resume_command=args.command_line

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     with common.target(args, config, directory) as where:
         factory = common.clients(where, args)
-        store = common.store(directory, resolved.name, config, factory)
+        store = common.store(directory, resolved.name, resolved.backend_config, factory)
         if not args.yes:
             state = store.load()
             doomed = sorted(

@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
     loaded = common.load(args.config)
     config = loaded.config
     directory = common.state_dir(args, config)
-    store = common.store(directory, config.deployment.name)
-    outputs = {name: dict(step.outputs) for name, step in store.load().steps.items()}
     with common.target(args, config, directory) as where, make_display(args.output) as display:
         factory = common.clients(where, args)
+        store = common.store(directory, config.deployment.name, config, factory)
+        outputs = {name: dict(step.outputs) for name, step in store.load().steps.items()}
         ok = run_checks(
             config=config,
             clients=factory,
