@@ -10,6 +10,7 @@ from typing import Any
 
 from aks_lockdown.emulator import network_firewall, servicetags
 from aks_lockdown.emulator.framework import ArmError, Registry, Request, Response, not_found
+from aks_lockdown.emulator.generic import generic_delete
 from aks_lockdown.emulator.lro import ensure_free
 from aks_lockdown.emulator.netcommon import (
     NS,
@@ -24,7 +25,6 @@ from aks_lockdown.emulator.netcommon import (
     resource_guid,
     start_put,
 )
-from aks_lockdown.emulator.server import generic_delete
 from aks_lockdown.emulator.world import Record, World
 
 VNET = f"{NS}/virtualNetworks"
@@ -122,7 +122,7 @@ def _check_subnets(vnet_id: str, vnet_prefixes: list[Any], subnets: list[tuple[s
 def _subnet_props(world: World, subnet_id: str, raw: dict[str, Any]) -> dict[str, Any]:
     props = clean({"properties": raw}, drop_props=("ipConfigurations",))["properties"]
     ensure_ref(world, ref_id(props.get("routeTable")), subnet_id)
-    ensure_ref(world, ref_id(props.get("networkSecurityGroup")), subnet_id)
+    # NSGs are not modelled: a reference to one is stored, not checked.
     return props
 
 

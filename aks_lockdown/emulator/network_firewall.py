@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from aks_lockdown.emulator.framework import ArmError, Registry, Request, Response
+from aks_lockdown.emulator.generic import generic_delete
 from aks_lockdown.emulator.lro import ensure_free
 from aks_lockdown.emulator.netcommon import (
     NS,
@@ -28,7 +29,6 @@ from aks_lockdown.emulator.netcommon import (
     resource_guid,
     start_put,
 )
-from aks_lockdown.emulator.server import generic_delete
 from aks_lockdown.emulator.world import Record, World
 
 FIREWALL = f"{NS}/azureFirewalls"

@@ -6,12 +6,10 @@ from __future__ import annotations
 import importlib
 import json
 import socket
-import ssl
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,7 +20,15 @@ from aks_lockdown.emulator import identity, lro
 from aks_lockdown.emulator.config import EmulatorConfig, Profile
 from aks_lockdown.emulator.faults import Faults, Throttle
 from aks_lockdown.emulator.framework import ArmError, Registry, Request, ResourceId, Response, not_found
+from aks_lockdown.emulator.generic import (  # re-exported: providers import them from here too
+    generic_delete,
+    generic_get,
+    generic_list,
+    generic_patch,
+    no_type,
+)
 from aks_lockdown.emulator.tls import ensure_tls, server_context
+from aks_lockdown.emulator.transport import Handler, Server, is_loopback, read_body
 from aks_lockdown.emulator.world import Operation, World
 
 PROVIDER_MODULES = (
@@ -88,7 +94,7 @@ class Emulator:
         self.registry = Registry()
         self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
         self._log_lock = threading.Lock()
-        self._httpd: _Server | None = None
+        self._httpd: Server | None = None
         self._thread: threading.Thread | None = None
         self._current = threading.local()
         self.ca_bundle = ""
@@ -117,10 +123,10 @@ class Emulator:
         with w.lock:
             w.settle()
             w.persist()
-        self._httpd = _Server((self.host, self.port), _Handler, self, server_context(tls))
+        self._httpd = Server((self.host, self.port), Handler, self, server_context(tls))
         self.port = self._httpd.server_address[1]
         host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        self.arm_endpoint = f"https://{host}:{self.port}"
+        self.arm_endpoint = f"https://[{host}]:{self.port}" if ":" in host else f"https://{host}:{self.port}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="arm-emulator", daemon=True
         )
@@ -142,6 +148,7 @@ class Emulator:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+            self._httpd.close_connections()
             self._httpd = None
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -229,6 +236,7 @@ class Emulator:
         with w.lock:
             w.resources.clear()
             w.ops.items.clear()
+            w.ops.pending.clear()
             w.meta.clear()
             w.meta["tenant_id"] = self.tenant_id
             w.touch()
@@ -274,14 +282,13 @@ class Emulator:
             "details": [],
         }
 
-    def handle(self, h: _Handler, method: str) -> None:
+    def handle(self, h: Handler, method: str) -> None:
         started = time.time()
         url = urlsplit(h.path)
         path = url.path.rstrip("/") or "/"
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         headers = {k.lower(): v for k, v in h.headers.items()}
-        length = int(headers.get("content-length") or 0)
-        raw = h.rfile.read(length) if length else b""
+        raw = read_body(h, headers)
         corr = (
             headers.get("x-ms-correlation-request-id")
             or headers.get("x-ms-client-request-id")
@@ -359,7 +366,7 @@ class Emulator:
         self._record(method, path, query, resp.status, started, rtype, kind, merged)
         self._send(h, method, resp.status, resp.body, merged)
 
-    def _apply_fault(self, h: _Handler, rule: Any) -> str | None:
+    def _apply_fault(self, h: Handler, rule: Any) -> str | None:
         if rule.action == "reset":
             h.close_connection = True
             try:
@@ -483,12 +490,12 @@ class Emulator:
                 if th is not None and th.list is not None:
                     return th.list(req)
                 if th is None:
-                    raise _no_type(rid)
+                    raise no_type(rid)
                 return generic_list(req)
             raise ArmError(405, "MethodNotAllowed", f"{method} is not allowed on a collection.")
         th = self.registry.lookup(rid.type)
         if th is None:
-            raise _no_type(rid)
+            raise no_type(rid)
         if rid.parent is not None and w.get(rid.parent) is None and method != "DELETE":
             raise not_found(ResourceId.parse(rid.parent))
         fn = {"PUT": th.put, "GET": th.get, "HEAD": th.get, "DELETE": th.delete, "PATCH": th.patch}.get(
@@ -506,9 +513,9 @@ class Emulator:
         return fn(req)
 
     def _introspection(
-        self, h: _Handler, method: str, path: str, query: dict[str, str], raw: bytes
+        self, h: Handler, method: str, path: str, query: dict[str, str], raw: bytes
     ) -> Response:
-        if not _is_loopback(h.client_address[0]):
+        if not is_loopback(h.client_address[0]):
             raise ArmError(
                 403, "Forbidden", "The emulator's introspection endpoints answer loopback clients only."
             )
@@ -569,7 +576,7 @@ class Emulator:
             return Response(status, body)
         raise ArmError(404, "NotFound", f"No identity endpoint {method} {path}.")
 
-    def _send(self, h: _Handler, method: str, status: int, body: Any, headers: dict[str, str]) -> None:
+    def _send(self, h: Handler, method: str, status: int, body: Any, headers: dict[str, str]) -> None:
         data = b"" if body is None or status == 204 else json.dumps(body).encode()
         h.send_response(status)
         for k, v in headers.items():
@@ -610,19 +617,6 @@ class Emulator:
             self._log.append(entry)
 
 
-def _no_type(rid: ResourceId) -> ArmError:
-    return ArmError(
-        400,
-        "InvalidResourceType",
-        f"The resource type '{'/'.join(rid.types)}' could not be found in the namespace '{rid.namespace}' "
-        f"for api version.",
-    )
-
-
-def _is_loopback(addr: str) -> bool:
-    return addr.startswith("127.") or addr in ("::1", "localhost") or addr.startswith("::ffff:127.")
-
-
 def _subscription(sub: str, tenant: str, name: str) -> dict[str, Any]:
     return {
         "id": f"/subscriptions/{sub}",
@@ -638,107 +632,3 @@ def _subscription(sub: str, tenant: str, name: str) -> dict[str, Any]:
             "spendingLimit": "Off",
         },
     }
-
-
-# ---- generic handlers (used when a type registers None) ------------------------------------------
-def generic_get(req: Request) -> Response:
-    view = req.world.view(req.rid.id)
-    if view is None:
-        raise not_found(req.rid)
-    rec = req.world.get(req.rid.id)
-    return Response(200, view, {"ETag": rec.etag} if rec else {})
-
-
-def generic_list(req: Request) -> Response:
-    rid = req.rid
-    under = rid.parent_id_for_action() if len(rid.types) > 1 else rid.scope
-    recs = req.world.list(rid.type, under)
-    return Response(200, {"value": [req.world.render(r) for r in recs]})
-
-
-def generic_delete(req: Request, *, key: str | None = None, locks: list[str] | None = None) -> Response:
-    rec = req.world.get(req.rid.id)
-    if rec is None:
-        return Response(204)
-    lro.ensure_free(req, locks or [req.rid.id])
-    leaf = req.rid.types[-1]
-    op = req.world.ops.start(
-        resource_id=rec.id,
-        kind=f"{leaf}.delete",
-        duration=req.config.duration(key or f"{leaf}.delete"),
-        namespace=req.rid.namespace or "Microsoft.Network",
-        location=str(rec.body.get("location") or _location_of(req, rec.id)),
-        locks=locks,
-        is_delete=True,
-    )
-    return lro.delete_response(req, op)
-
-
-def generic_patch(req: Request) -> Response:
-    rec = req.world.get(req.rid.id)
-    if rec is None:
-        raise not_found(req.rid)
-    if isinstance(req.body, dict) and "tags" in req.body:
-        body = dict(rec.body)
-        body["tags"] = req.body["tags"]
-        req.world.upsert(rec.id, rec.type, body)
-    return Response(200, req.world.render(rec))
-
-
-def _location_of(req: Request, rid: str) -> str:
-    """A child resource's location: its top-level parent's."""
-    parts = rid.split("/")
-    while len(parts) > 8:
-        parts = parts[:-2]
-        rec = req.world.get("/".join(parts))
-        if rec is not None and rec.body.get("location"):
-            return str(rec.body["location"])
-    return "westus"
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, addr: tuple[str, int], handler: type, emu: Emulator, ctx: ssl.SSLContext):
-        self.emu = emu
-        self.ssl_context = ctx
-        super().__init__(addr, handler)
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        # Headers and body go out in one write, and without Nagle a small answer is not held back
-        # for the client's delayed ACK (40 ms per request otherwise).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # The TLS handshake happens in the handler thread, never in the accept loop.
-        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "Microsoft-HTTPAPI/2.0"
-    sys_version = ""
-    timeout = 120
-    server: _Server
-
-    def setup(self) -> None:
-        self.request.settimeout(self.timeout)
-        try:
-            self.request.do_handshake()
-        except (ssl.SSLError, OSError):
-            self.close_connection = True
-        super().setup()
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except (ssl.SSLError, ConnectionError, TimeoutError):
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: introspection has the log
-        pass
-
-    def _go(self) -> None:
-        self.server.emu.handle(self, self.command)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _go

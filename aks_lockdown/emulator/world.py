@@ -13,7 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,9 @@ class Operations:
     def __init__(self, world: World):
         self._world = world
         self.items: dict[str, Operation] = {}
+        # Unsettled operations only: settle() and busy() run on every request and must not walk
+        # a day's worth of finished ones.
+        self.pending: dict[str, Operation] = {}
 
     def start(
         self,
@@ -115,6 +118,7 @@ class Operations:
         if forced is not None:
             op.forced_error = forced
         self.items[op.id] = op
+        self.pending[op.id] = op
         rec = w.get(resource_id)
         if rec is not None:
             rec.op_id = op.id
@@ -128,7 +132,7 @@ class Operations:
     def busy(self, resource_id: str, now: float | None = None) -> Operation | None:
         now = self._world.clock() if now is None else now
         key = resource_id.lower()
-        for op in self.items.values():
+        for op in self.pending.values():
             if not op.settled and not op.done(now) and key in op.locks:
                 return op
         return None
@@ -225,11 +229,14 @@ class World:
     def settle(self, now: float | None = None) -> None:
         """Complete, in end-time order, every operation whose end has passed."""
         now = self.clock() if now is None else now
-        due = sorted(
-            (op for op in self.ops.items.values() if not op.settled and op.done(now)), key=lambda o: o.end
-        )
+        pending = self.ops.pending
+        for op_id in [k for k, op in pending.items() if op.settled]:
+            del pending[op_id]  # settled elsewhere (e.g. canceled by a resource group delete)
+        due = sorted((op for op in pending.values() if op.done(now)), key=lambda o: o.end)
         for op in due:
-            self._complete(op)
+            pending.pop(op.id, None)
+            if not op.settled:
+                self._complete(op)
 
     def _complete(self, op: Operation) -> None:
         op.settled = True
@@ -275,8 +282,18 @@ class World:
         raw = json.loads(self.path.read_text())
         self.subscriptions = raw.get("subscriptions", {})
         self.meta = raw.get("meta", {})
-        self.resources = {r["id"].lower(): Record(**r) for r in raw.get("resources", [])}
-        self.ops.items = {o["id"]: Operation(**o) for o in raw.get("operations", [])}
+        # Unknown keys (a newer emulator's file) are dropped rather than failing the start.
+        rkeys = {f.name for f in fields(Record)}
+        okeys = {f.name for f in fields(Operation)}
+        self.resources = {
+            r["id"].lower(): Record(**{k: v for k, v in r.items() if k in rkeys})
+            for r in raw.get("resources", [])
+        }
+        self.ops.items = {
+            o["id"]: Operation(**{k: v for k, v in o.items() if k in okeys})
+            for o in raw.get("operations", [])
+        }
+        self.ops.pending = {k: o for k, o in self.ops.items.items() if not o.settled}
 
     def persist(self) -> None:
         """Atomic write: temp file, fsync, rename, fsync the directory."""

@@ -255,3 +255,15 @@ def test_retry_after_grows_scaled_and_capped() -> None:
     assert cfg.duration("ruleCollectionGroups.put.attached") == 180
     assert EmulatorConfig(profile="realistic", time_scale=0.1).duration("managedClusters.create") == 42
     assert EmulatorConfig().duration("azureFirewalls.create") == 0
+
+
+def test_restart_on_same_port_drops_old_connections(tmp_path: Path) -> None:
+    with Emulator(tmp_path) as a:
+        port = a.port
+        c = ClientFactory(a.target(), retry_total=3)
+        c.resource.resource_groups.create_or_update("rg", {"location": "westus"})
+    with Emulator(tmp_path, port=port) as b:
+        b.add_subscription()  # a change only the new emulator knows
+        # The same client (its pooled keep-alive connection was closed at stop) now reaches b.
+        assert c.resource.resource_groups.get("rg").name == "rg"
+        assert b.requests(method="GET", path="resourcegroups/rg$")
