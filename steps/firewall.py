@@ -3,6 +3,10 @@ refuses to run beside another).
 
 Every IP configuration (the first with AzureFirewallSubnet), the policy reference or the classic
 collections, the SKU and DNS proxy go in that single write; a rerun with nothing changed writes nothing.
+
+With the DNS proxy on, the VNet step has already pointed the VNet's DNS servers at the address Azure
+gives the firewall (``firewall_private_ip``: the fourth of AzureFirewallSubnet). This step checks the
+firewall really got it and fails, naming both addresses, if not: nodes would resolve through nothing.
 """
 
 from __future__ import annotations
@@ -26,12 +30,21 @@ from aks_lockdown.steps._common import (
 )
 from aks_lockdown.steps.firewall_rules import CLASSIC_KEYS, POLICY_KIND, classic_collections_json
 from aks_lockdown.steps.public_ips import management_ip_name
-from aks_lockdown.steps.virtual_network import FIREWALL_MANAGEMENT_SUBNET, FIREWALL_SUBNET
+from aks_lockdown.steps.virtual_network import (
+    FIREWALL_MANAGEMENT_SUBNET,
+    FIREWALL_SUBNET,
+    firewall_private_ip,
+)
 
 from aks_lockdown.engine.step import TERMINAL_STATES, Diff, FieldChange, ResourceChange, Step
+from aks_lockdown.errors import LockdownError
 
 KIND = "Microsoft.Network/azureFirewalls"
 DNS_PROXY_KEY = "Network.DNS.EnableProxy"
+
+
+class FirewallAddressMismatch(LockdownError):
+    """The firewall's private IP is not the one the VNet's DNS servers point at."""
 
 
 class FirewallStep(Step):
@@ -123,13 +136,32 @@ class FirewallStep(Step):
     def _outputs(self, actual: Mapping[str, Any]) -> dict[str, Any]:
         configs = (actual.get("properties") or {}).get("ipConfigurations") or []
         first = next((c for c in configs if c.get("name") == self.ctx.config.ip_config_name), None)
+        private_ip = ((first or {}).get("properties") or {}).get("privateIPAddress")
+        self._check_private_ip(private_ip)
         ips = self.ctx.outputs.get("public_ips") or {}
         return {
             "id": self.firewall_id,
-            "private_ip": ((first or {}).get("properties") or {}).get("privateIPAddress"),
+            "private_ip": private_ip,
             "public_ips": list(ips.get("addresses") or []),
             "public_ip_ids": [self._ip_id(n) for n in self.ctx.config.public_ip_names],
         }
+
+    def _check_private_ip(self, private_ip: str | None) -> None:
+        """With the DNS proxy on, the VNet sends the nodes' DNS to ``firewall_private_ip``: the
+        firewall must be there, or nothing resolves. Azure has always given that address; if it ever
+        does not, stop here rather than let the cluster come up unable to resolve a name."""
+        cfg = self.ctx.config
+        if not cfg.firewall.dns_proxy or not private_ip:
+            return
+        expected = firewall_private_ip(cfg)
+        if private_ip != expected:
+            raise FirewallAddressMismatch(
+                f"firewall {cfg.firewall_name} has private IP {private_ip}, but the VNet's DNS servers "
+                f"point at {expected} (the fourth address of {FIREWALL_SUBNET} "
+                f"{cfg.network.firewall_subnet_cidr}, where Azure places the firewall): the nodes would "
+                "not reach the firewall's DNS proxy, so the deployment stops before the cluster. Free "
+                f"{expected} in {FIREWALL_SUBNET} and recreate the firewall (teardown, then deploy)"
+            )
 
     def check(self) -> Diff:
         actual = self._read()

@@ -1,14 +1,20 @@
 """Step 2, virtual network: the AKS subnet and AzureFirewallSubnet (plus AzureFirewallManagementSubnet
 for the Basic SKU), written inline in one VNet PUT.
 
+With ``firewall.dns_proxy`` on, the same PUT sets the VNet's DNS servers to the firewall's private IP,
+so the nodes resolve through the firewall's DNS proxy (Azure's requirement for FQDNs in network rules).
+The firewall does not exist yet, but its address is known: Azure gives it the fourth address of
+AzureFirewallSubnet (``firewall_private_ip``); the firewall step fails if Azure ever gives another.
+
 The route table step later associates a route table with the AKS subnet, and Azure adds read-only
 links (IP configurations of the firewall, the cluster's NICs). This step compares only what it owns
-(address space, subnet prefixes, tags) and, when it writes the VNet again, carries every existing
-subnet's other properties over, so it never undoes the association.
+(address space, subnet prefixes, DNS servers, tags) and, when it writes the VNet again, carries every
+existing subnet's other properties over, so it never undoes the association.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +33,7 @@ from aks_lockdown.steps._common import (
     unchanged,
 )
 
-from aks_lockdown.engine.step import Diff, ResourceChange, Step
+from aks_lockdown.engine.step import Diff, FieldChange, ResourceChange, Step
 
 KIND = "Microsoft.Network/virtualNetworks"
 FIREWALL_SUBNET = "AzureFirewallSubnet"
@@ -46,6 +52,18 @@ SUBNET_READ_ONLY = frozenset(
         "type",
     }
 )
+DNS_SERVERS_PATH = "properties.dhcpOptions.dnsServers"
+
+
+def firewall_private_ip(config: Any) -> str:
+    """The private IP Azure gives the firewall: the fourth address (x.x.x.4) of AzureFirewallSubnet.
+
+    Azure reserves the first four addresses of every subnet (.0 network, .1 gateway, .2-.3 Azure DNS);
+    the firewall's first IP configuration takes the next one, deterministically (AKS-Construction
+    computes it the same way). The VNet step points the VNet's DNS servers at it before the firewall
+    exists; the firewall step checks Azure agreed."""
+    subnet = ipaddress.ip_network(config.network.firewall_subnet_cidr, strict=False)
+    return str(subnet.network_address + 4)
 
 
 class VirtualNetworkStep(Step):
@@ -71,14 +89,19 @@ class VirtualNetworkStep(Step):
             subnets.append((FIREWALL_MANAGEMENT_SUBNET, net.firewall_management_subnet_cidr))
         return subnets
 
+    def _dns_servers(self) -> list[str] | None:
+        """The VNet's DNS servers: the firewall's DNS proxy when it is on; None when not ours to set."""
+        return [firewall_private_ip(self.ctx.config)] if self.ctx.config.firewall.dns_proxy else None
+
     def desired(self) -> Mapping[str, Any]:
-        return {
-            "location": self.ctx.config.azure.location,
-            "properties": {
-                "addressSpace": {"addressPrefixes": [self.ctx.config.network.vnet_cidr]},
-                "subnets": [{"name": n, "properties": {"addressPrefix": p}} for n, p in self._subnets()],
-            },
+        properties: dict[str, Any] = {
+            "addressSpace": {"addressPrefixes": [self.ctx.config.network.vnet_cidr]},
+            "subnets": [{"name": n, "properties": {"addressPrefix": p}} for n, p in self._subnets()],
         }
+        servers = self._dns_servers()
+        if servers is not None:
+            properties["dhcpOptions"] = {"dnsServers": servers}
+        return {"location": self.ctx.config.azure.location, "properties": properties}
 
     def resource_ids(self) -> list[str]:
         return [self.vnet_id]
@@ -89,7 +112,7 @@ class VirtualNetworkStep(Step):
         self._actual = to_json(get_or_none(lambda: vnets.get(cfg.resource_group, cfg.vnet_name)))
         return self._actual
 
-    def _field_changes(self, actual: Mapping[str, Any]) -> list[Any]:
+    def _field_changes(self, actual: Mapping[str, Any]) -> list[FieldChange]:
         desired = dict(self.desired())
         desired.pop("location")  # a VNet cannot move; a different location is not a diff we can apply
         props = actual.get("properties") or {}
@@ -100,8 +123,19 @@ class VirtualNetworkStep(Step):
             if "addressPrefix" not in sp and len(sp.get("addressPrefixes") or []) == 1:
                 sp["addressPrefix"] = sp["addressPrefixes"][0]
             subnets.append({**subnet, "properties": sp})
-        normalised = {**actual, "properties": {**props, "subnets": subnets}}
-        return owned_changes(desired, normalised)
+        # No DNS servers set reads as an empty list, so the drift is always named by the same field.
+        dhcp = {**(props.get("dhcpOptions") or {})}
+        dhcp["dnsServers"] = list(dhcp.get("dnsServers") or [])
+        normalised = {**actual, "properties": {**props, "subnets": subnets, "dhcpOptions": dhcp}}
+        fields = owned_changes(desired, normalised)
+        if self._dns_servers() is None:
+            # DNS proxy off: a VNet still pointing at the firewall would resolve nothing; only our own
+            # entry goes (an operator's DNS servers are not ours to judge).
+            firewall_ip = firewall_private_ip(self.ctx.config)
+            if firewall_ip in dhcp["dnsServers"]:
+                kept = [s for s in dhcp["dnsServers"] if s != firewall_ip]
+                fields.append(FieldChange(DNS_SERVERS_PATH, dhcp["dnsServers"], kept))
+        return fields
 
     def _outputs(self) -> dict[str, Any]:
         out = {"id": self.vnet_id, "name": self.ctx.config.vnet_name}
@@ -117,11 +151,15 @@ class VirtualNetworkStep(Step):
             return Diff((ResourceChange("create", self.vnet_id, KIND),))
         fields = self._field_changes(actual)
         if not is_ours(self.ctx, self.vnet_id, actual):
-            if fields:
+            if _shape_changes(fields):
                 # Not ours and not as configured: say so in plan; apply refuses to reshape it.
                 note = "exists, not created by this deployment, and differs: will not be adopted"
                 return Diff((ResourceChange("update", self.vnet_id, KIND, tuple(fields), note),))
             self.ctx.mark_adopted(self.vnet_id)
+            if fields:
+                # Its shape matches; only the DNS servers differ: a change to apply like any owned field.
+                note = "exists and matches: adopted; its DNS servers will be set for the firewall's DNS proxy"
+                return Diff((ResourceChange("update", self.vnet_id, KIND, tuple(fields), note),))
             return Diff((unchanged(self.vnet_id, KIND, "exists and matches: adopted"),), self._outputs())
         change = change_for(self.vnet_id, KIND, actual, [*fields, *tag_changes(self.ctx, actual)])
         return Diff((change,), self._outputs() if change.action == "none" else {})
@@ -143,14 +181,29 @@ class VirtualNetworkStep(Step):
             subnets.append({"name": old["name"], "properties": sp})
         props["addressSpace"] = {"addressPrefixes": [self.ctx.config.network.vnet_cidr]}
         props["subnets"] = subnets
+        servers = self._dns_servers()
+        if servers is None:
+            current = list((props.get("dhcpOptions") or {}).get("dnsServers") or [])
+            firewall_ip = firewall_private_ip(self.ctx.config)
+            if firewall_ip in current:  # sent explicitly, even when empty: the PUT must clear it
+                props["dhcpOptions"] = {"dnsServers": [s for s in current if s != firewall_ip]}
+        else:
+            props["dhcpOptions"] = {**(props.get("dhcpOptions") or {}), "dnsServers": servers}
         location = (actual or {}).get("location") or self.ctx.config.azure.location
-        return {"location": location, "tags": merged_tags(self.ctx, actual), "properties": props}
+        # An adopted VNet keeps its tags: our deployment tag would make teardown take it for ours.
+        ours = actual is None or is_ours(self.ctx, self.vnet_id, actual)
+        tags = merged_tags(self.ctx, actual) if ours else dict((actual or {}).get("tags") or {})
+        return {"location": location, "tags": tags, "properties": props}
 
     def apply(self, diff: Diff) -> Mapping[str, Any]:
         change = diff.changes[0]
         # A fresh instance (apply without check) reads again: the body must carry Azure's subnets over.
         actual = None if change.action == "create" else (self._actual or self._read())
-        if actual is not None and not is_ours(self.ctx, self.vnet_id, actual):
+        if (
+            actual is not None
+            and not is_ours(self.ctx, self.vnet_id, actual)
+            and _shape_changes(self._field_changes(actual))
+        ):
             fields = ", ".join(f.path for f in change.fields)
             raise AdoptionConflict(
                 f"virtual network {self.vnet_id} exists, was not created by deployment "
@@ -178,3 +231,9 @@ class VirtualNetworkStep(Step):
             lambda: vnets.get(cfg.resource_group, cfg.vnet_name),
             lambda: vnets.begin_delete(cfg.resource_group, cfg.vnet_name),
         )
+
+
+def _shape_changes(fields: list[FieldChange]) -> list[FieldChange]:
+    """The differences that reshape a VNet (address space, subnets): never applied to one we adopted.
+    Its DNS servers are not: they are set on an adopted VNet as on ours."""
+    return [f for f in fields if not f.path.startswith("properties.dhcpOptions")]

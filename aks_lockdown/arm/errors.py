@@ -114,7 +114,13 @@ _GENERIC_CODES = frozenset(
 )
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_MAX_MESSAGE = 600
+# Azure's message is the operator's only clue, and the telling part is often at its end: AKS's
+# OutboundConnFailVMExtensionError names the endpoint the nodes could not reach (packages.aks.azure.com
+# ...) after a paragraph of links and extension output. Keep it whole up to a generous bound; past it,
+# keep the head (what failed) and the tail (why), dropping the middle.
+_MAX_MESSAGE = 4000
+_ELLIPSIS = " … "
+_HEAD_SHARE = 0.4
 
 _SECRET_PATTERNS = (
     # bearer tokens and JWTs
@@ -139,8 +145,13 @@ def redact(text: str) -> str:
 
 
 def _one_line(text: str) -> str:
+    """One line, redacted, at most ``_MAX_MESSAGE`` characters: the head and the tail when cut."""
     text = redact(" ".join(str(text).split()))
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+    if len(text) <= _MAX_MESSAGE:
+        return text
+    room = _MAX_MESSAGE - len(_ELLIPSIS)
+    head = int(room * _HEAD_SHARE)
+    return text[:head].rstrip() + _ELLIPSIS + text[len(text) - (room - head) :].lstrip()
 
 
 def classify(exc: BaseException) -> ErrorInfo | None:

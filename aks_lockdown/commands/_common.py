@@ -62,6 +62,20 @@ class Where:
     flags: list[str] = field(default_factory=list)
     # (label, value) lines for the deploy summary: where the emulator's world is, how to serve it.
     rows: list[tuple[str, str]] = field(default_factory=list)
+    # How often the runner re-reads a resource a previous run left provisioning (ctx.wait_for); None:
+    # the runner's default, paced for Azure. An emulator's scaled time needs it far shorter.
+    state_poll_interval: float | None = None
+
+
+# The runner's default pause between ctx.wait_for reads (runner.py's state_poll_interval): on the
+# embedded emulator it is scaled by the time scale, as the emulator scales Azure's durations.
+AZURE_STATE_POLL_INTERVAL = 5.0
+EXTERNAL_EMULATOR_STATE_POLL_INTERVAL = 1.0
+
+
+def emulator_state_poll_interval(time_scale: float) -> float:
+    """Azure's pause in the embedded emulator's scaled time, never below a quarter second."""
+    return max(0.25, AZURE_STATE_POLL_INTERVAL * time_scale)
 
 
 @contextlib.contextmanager
@@ -92,7 +106,12 @@ def target(args: argparse.Namespace, config: Config | None, directory: Path) -> 
                 ("emulator world", f"{data}/ (any command with --emulator reaches it again)"),
                 ("or serve it", " ".join(serve + (["--profile", profile] if extra else []))),
             ]
-            yield Where(emu.target(cloud=cloud), ["--emulator", *extra], rows)
+            yield Where(
+                emu.target(cloud=cloud),
+                ["--emulator", *extra],
+                rows,
+                state_poll_interval=emulator_state_poll_interval(args.time_scale),
+            )
         return
     if getattr(args, "arm_endpoint", None):
         # An emulator already running: its subscription is discovered through GET /subscriptions and
@@ -106,6 +125,8 @@ def target(args: argparse.Namespace, config: Config | None, directory: Path) -> 
                 tenant_id=EMULATOR_TENANT_ID,
             ),
             ["--arm-endpoint", args.arm_endpoint, "--ca-bundle", args.ca_bundle],
+            # Its time scale is not known from here: a second is short for Azure and long enough for it.
+            state_poll_interval=EXTERNAL_EMULATOR_STATE_POLL_INTERVAL,
         )
         return
     yield Where(
@@ -289,10 +310,14 @@ def runner(
     store: Any,
     sink: Callable[[Event], None],
     resume_command: str,
+    state_poll_interval: float | None = None,
 ) -> Any:
     from aks_lockdown.arm.errors import classify
     from aks_lockdown.engine.runner import Runner
 
+    kwargs: dict[str, Any] = {}
+    if state_poll_interval is not None:  # else the runner's own default (paced for Azure)
+        kwargs["state_poll_interval"] = state_poll_interval
     return Runner(
         deployment=config.deployment.name,
         steps=pipeline_steps(config),
@@ -302,6 +327,7 @@ def runner(
         sink=sink,
         classify=classify,
         resume_command=resume_command,
+        **kwargs,
     )
 
 

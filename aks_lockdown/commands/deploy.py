@@ -8,6 +8,7 @@ that deploys without saying so is a mistake worth stopping before anything is se
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Any
 
 from aks_lockdown.commands import _common as common
@@ -25,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = common.load(args.config)
     config = loaded.config
+    preflight(loaded)
     ask = not args.yes
     if ask and not (common.is_interactive() and args.output == "text"):
         raise InputError(
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
                     store=store,
                     sink=display,
                     resume_command=args.command_line,
+                    state_poll_interval=where.state_poll_interval,
                 )
                 from aks_lockdown.commands._engine import planned_steps
 
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
                     store=store,
                     sink=recorder,
                     resume_command=args.command_line,
+                    state_poll_interval=where.state_poll_interval,
                 )
                 result = runner.deploy(rollback_on_failure=args.rollback_on_failure)
                 ok = result.ok
@@ -105,6 +109,26 @@ def run(args: argparse.Namespace) -> int:
                 summary.rows.append(("verify", "passed" if verdict else "FAILED (see the checks above)"))
             display.summary(summary)
         return 0 if ok and verdict is not False else EXIT_FAILED
+
+
+def preflight(loaded: LoadedConfig) -> None:
+    """What must hold before deploy sends anything: a service principal's secret is in the environment.
+
+    The cluster step reads it only when it writes the cluster, minutes into the run; a missing one found
+    there leaves a half-built deployment for a mistake that was knowable at the start."""
+    from aks_lockdown.errors import ConfigError
+
+    identity = loaded.config.cluster.identity
+    if identity.type != "service-principal":
+        return
+    name = identity.secret_env or ""
+    if not os.environ.get(name, "").strip():
+        raise ConfigError(
+            str(loaded.path),
+            "cluster.identity.secret_env",
+            f"environment variable {name} is not set or empty: it must hold service principal "
+            f"{identity.client_id}'s secret; set it, then deploy again (nothing was sent)",
+        )
 
 
 def runner_steps(runner: Any, config: Any) -> list[type[Step]]:

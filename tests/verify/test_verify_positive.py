@@ -76,13 +76,12 @@ def test_the_probes_prove_something(world: Deployed, report: VerifyReport) -> No
 
 
 def test_dns_says_how_it_was_checked(world: Deployed, report: VerifyReport) -> None:
-    # The tool leaves the VNet on Azure-provided DNS: names resolve, but not through the proxy. That
-    # is a warning (shown, exit 0), not a pass.
+    # The tool sets the VNet's DNS servers to the firewall's private IP: names resolve through the proxy.
     dns = report.get("probe.dns")
-    assert dns.status == "warn" and dns.passed
-    assert dns.details[0].startswith("nslookup mcr.microsoft.com (server 168.63.129.16): ")
     private_ip = world.outputs["firewall"]["private_ip"]
-    assert f"Set VNet aks-egress-vnet's DNS servers to {private_ip}" in dns.message
+    assert dns.status == "pass" and dns.passed
+    assert dns.details[0].startswith(f"nslookup mcr.microsoft.com (server {private_ip}): ")
+    assert f"VNet aks-egress-vnet DNS servers: {private_ip}" in dns.details
 
 
 def test_required_egress_counts_the_edition(world: Deployed, report: VerifyReport) -> None:
@@ -125,7 +124,7 @@ def test_emit_to_the_cli_displays(report: VerifyReport) -> None:
     stream = io.StringIO()
     emit(report, PlainDisplay(stream, timestamps=False))
     assert "Default route to firewall" in stream.getvalue()
-    assert stream.getvalue().rstrip().endswith("PASSED (15 passed, 0 failed, 1 warn)")
+    assert stream.getvalue().rstrip().endswith("PASSED (16 passed, 0 failed)")
 
     console = Console(file=io.StringIO(), width=200, force_terminal=False)
     emit(report, LiveDisplay(console))
