@@ -163,19 +163,25 @@ class _Listener:
 
 
 class DnatHook:
-    """The core's hook protocol: start(emu), on_change(world), stop()."""
+    """The core's hook protocol: start(emu), on_change(world), stop(). `status()` shows in the
+    emulator's stats under `status_key`."""
+
+    status_key = "dnat"
 
     def __init__(self) -> None:
         self._world: Any = None
         self._listeners: dict[tuple[str, int], _Listener] = {}
         self._errors: dict[tuple[str, int], str] = {}
         self._mu = threading.Lock()
+        self._stopped = False
         self.enabled = True
 
     # ------------------------------------------------------------ hook protocol
 
     def start(self, emu: Any) -> None:
         self._world = getattr(emu, "world", None)
+        with self._mu:
+            self._stopped = False
 
     def on_change(self, world: Any) -> None:
         self._world = world
@@ -184,6 +190,9 @@ class DnatHook:
 
     def stop(self) -> None:
         with self._mu:
+            # A change arriving after stop (a request still in flight) must not reopen listeners that
+            # nobody would close again: they would hold the addresses for the rest of the process.
+            self._stopped = True
             for lst in list(self._listeners.values()):
                 self._close(lst)
             self._listeners.clear()
@@ -200,6 +209,8 @@ class DnatHook:
             if _services(world, r):
                 want.setdefault((r.listen_ip, r.port), r)
         with self._mu:
+            if self._stopped:
+                return
             for key in [k for k in self._listeners if k not in want]:
                 self._close(self._listeners.pop(key))
                 log.info("DNAT listener %s:%d stopped", *key)

@@ -693,11 +693,11 @@ class Kube:
         if not cidr:
             return None
         net = ipaddress.ip_network(cidr, strict=False)
+        me = (svc["metadata"].get("namespace") or "default", svc["metadata"]["name"])
         for other in self.state.list("Service"):
-            if (
-                other["metadata"].get("uid") == svc["metadata"].get("uid")
-                and other["metadata"]["name"] == svc["metadata"]["name"]
-            ):
+            # The Service being (re-)applied is the stored object of the same namespace/name: its own
+            # address is not "in use" (the applied doc has no uid yet, so a uid match never finds it).
+            if (other["metadata"].get("namespace") or "default", other["metadata"]["name"]) == me:
                 continue
             used |= {
                 i.get("ip") for i in (other.get("status", {}).get("loadBalancer") or {}).get("ingress") or []

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aks_lockdown.emulator.server import Emulator
 
@@ -37,6 +38,29 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     p.add_argument("--no-throttling", action="store_true", help="disable ARM's per-subscription rate limits")
     return p
+
+
+def dnat_lines(status: dict[str, Any]) -> list[str]:
+    """The DNAT hook's status (Emulator.stats()["dnat"]) as lines for the operator."""
+    lines = [
+        f"DNAT listening on {item['address']} -> {item['translated']} (rule {item['rule']})"
+        for item in status.get("listeners") or []
+    ]
+    lines += [f"DNAT ERROR: {msg}" for msg in status.get("errors") or []]
+    return lines
+
+
+def report_dnat(emu: Emulator, seen: set[str]) -> None:
+    """Print DNAT listener changes and bind failures as they appear (each line once while it holds)."""
+    status = emu.hook_status().get("dnat")
+    if not isinstance(status, dict):
+        return
+    now = dnat_lines(status)
+    for line in now:
+        if line not in seen:
+            print(line, file=sys.stderr if line.startswith("DNAT ERROR") else sys.stdout, flush=True)
+    seen.intersection_update(now)  # a line that goes and comes back is printed again
+    seen.update(now)
 
 
 def serve(argv_or_args: Sequence[str] | argparse.Namespace | None = None) -> int:
@@ -76,11 +100,13 @@ def serve(argv_or_args: Sequence[str] | argparse.Namespace | None = None) -> int
         f"Ctrl-C to stop; the world is kept in the data dir.",
         flush=True,
     )
+    seen: set[str] = set()
+    report_dnat(emu, seen)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
-            pass
+            report_dnat(emu, seen)
     except KeyboardInterrupt:
         pass
     finally:

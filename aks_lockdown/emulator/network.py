@@ -4,8 +4,9 @@ firewall policies are in network_firewall.py."""
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
+import random
+import socket
 from typing import Any
 
 from aks_lockdown.emulator import network_firewall, servicetags
@@ -60,14 +61,87 @@ def public_ip_address(world: World, pip_id: str) -> str | None:
     return rec.extra.get("ipAddress") if rec else None
 
 
+PUBLIC_IP_BLOCK_KEY = "public_ip_block"
+PUBLIC_IPS_PER_BLOCK = 250  # 127.B.C.1 .. 127.B.C.250
+
+
+def _draw_public_ip_block() -> list[int]:
+    """A random 127.B.C.0/24 among ~65k (B in 1..255, never 127.0.x: 127.0.0.1 is everyone's)."""
+    rng = random.SystemRandom()
+    return [rng.randint(1, 255), rng.randint(0, 255)]
+
+
+def public_ip_block(world: World) -> list[int]:
+    """The world's loopback block [B, C] for public IPs: drawn once, when the world is created, and
+    persisted in `world.meta`, so a restart hands out (and listens on) the same addresses while two
+    emulators running at once almost never share a block."""
+    block = world.meta.get(PUBLIC_IP_BLOCK_KEY)
+    if not (isinstance(block, list) and len(block) == 2 and 1 <= int(block[0]) <= 255):
+        block = _draw_public_ip_block()
+        world.meta[PUBLIC_IP_BLOCK_KEY] = block
+        world.touch()
+    return [int(block[0]), int(block[1])]
+
+
+def _public_ip(block: list[int], n: int) -> str:
+    """The n-th address of a world: 250 per /24, then the following /24s (B wraps within 1..255)."""
+    b, c = block
+    idx = (b - 1) * 256 + c + n // PUBLIC_IPS_PER_BLOCK
+    b, c = 1 + (idx // 256) % 255, idx % 256
+    return f"127.{b}.{c}.{n % PUBLIC_IPS_PER_BLOCK + 1}"
+
+
+def _dnat_ports(world: World) -> set[int]:
+    """The DNAT destination ports in the world: a new address must be free on those too."""
+    try:
+        from aks_lockdown.emulator import dnat, netsim
+    except ImportError:  # the AKS part is optional
+        return set()
+    try:
+        return {r.port for r in dnat.dnat_rules(netsim.as_world(world))}
+    except Exception:  # a half-built world must not stop an allocation
+        return set()
+
+
+def address_free(ip: str, ports: set[int] | frozenset[int] = frozenset({80})) -> bool:
+    """A quick bind test: False when something on this machine (another emulator's DNAT listener)
+    already listens on ip:port for one of the ports. Permission errors (ports below 1024 without
+    root) say nothing about a collision and count as free."""
+    for port in sorted(ports)[:16]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the DNAT listener binds
+            try:
+                s.bind((ip, port))
+            except PermissionError:
+                continue
+            except OSError:
+                return False
+    return True
+
+
 def allocate_public_ip(world: World) -> str:
-    """A fresh loopback address 127.B.x.y, never 127.0.0.x; B comes from the data dir so two emulators on
-    one machine do not hand out the same addresses (their DNAT listeners bind them)."""
+    """A fresh loopback address 127.B.C.x in the world's own block (see `public_ip_block`), skipping
+    any address already listened on (port 80 or a DNAT port of the world) by someone else."""
+    block = public_ip_block(world)
     n = int(world.meta.get("next_public_ip", 0))
-    world.meta["next_public_ip"] = n + 1
+    taken = {str(r.extra.get("ipAddress")) for r in world.list(PIP) if r.extra.get("ipAddress")}
+    ports = {80} | _dnat_ports(world)
+    first = None
+    for i in range(n, n + 4 * PUBLIC_IPS_PER_BLOCK):
+        ip = _public_ip(block, i)
+        if ip in taken:
+            continue
+        if first is None:
+            first = (i, ip)
+        if address_free(ip, ports):
+            world.meta["next_public_ip"] = i + 1
+            world.touch()
+            return ip
+    # Everything tried is busy (not expected): hand out the next unused one; its DNAT reports it.
+    i, ip = first if first is not None else (n, _public_ip(block, n))
+    world.meta["next_public_ip"] = i + 1
     world.touch()
-    second = 16 + int(hashlib.sha256(str(world.path.parent).encode()).hexdigest(), 16) % 224
-    return f"127.{second}.{(n // 250) % 256}.{n % 250 + 1}"
+    return ip
 
 
 # ---- virtual networks and subnets ---------------------------------------------------------------

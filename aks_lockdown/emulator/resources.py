@@ -116,10 +116,22 @@ def delete_rg(req: Request) -> Response:
 def finish_rg_delete(world: World, op: Operation) -> None:
     """Cascade: everything whose id sits under the group goes with it (role assignments at or under
     the group's scope included); operations in flight on them are dropped."""
-    world.remove(op.resource_id)
-    prefix = op.resource_id.lower() + "/"
+    gone = [op.resource_id]
+    # A group managed by a resource of this group (an AKS node resource group, `managedBy` = the
+    # cluster) goes with it, as in ARM; and so on down (its own managed groups).
+    i = 0
+    while i < len(gone):
+        prefix = gone[i].lower() + "/"
+        for rg in world.list(RG_TYPE):
+            mb = str(rg.body.get("managedBy") or "").lower()
+            if mb.startswith(prefix) and all(rg.id.lower() != g.lower() for g in gone):
+                gone.append(rg.id)
+        i += 1
+    for rid in gone:
+        world.remove(rid)
+    prefixes = tuple(g.lower() + "/" for g in gone)
     for other in world.ops.items.values():
-        if other is not op and not other.settled and other.resource_id.lower().startswith(prefix):
+        if other is not op and not other.settled and other.resource_id.lower().startswith(prefixes):
             other.settled = True
             other.error = {"code": "Canceled", "message": "The resource group was deleted.", "details": []}
 

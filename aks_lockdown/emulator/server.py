@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aks_lockdown.arm.clients import EMULATOR_TENANT_ID, Target
-from aks_lockdown.emulator import identity, lro
+from aks_lockdown.emulator import identity, lro, network
 from aks_lockdown.emulator.config import EmulatorConfig, Profile
 from aks_lockdown.emulator.faults import Faults, Throttle
 from aks_lockdown.emulator.framework import ArmError, Registry, Request, ResourceId, Response, not_found
@@ -115,6 +115,8 @@ class Emulator:
         w.take_forced_failure = self._forced_failure
         w.load()
         w.meta.setdefault("tenant_id", self.tenant_id)
+        # The world's own loopback block for public IPs: drawn when the world is created, kept after.
+        network.public_ip_block(w)
         w.prune_operations()
         if not w.subscriptions:
             sub = str(uuid.uuid5(uuid.NAMESPACE_URL, f"aks-lockdown-emulator/{self.config.seed}"))
@@ -140,11 +142,10 @@ class Emulator:
         return self
 
     def stop(self) -> None:
-        for hook in self.registry.hooks:
-            try:
-                hook.stop()
-            except Exception:  # a hook failing to stop must not keep the server up
-                pass
+        # Requests first: one still in flight would persist and so call the hooks' on_change, which
+        # reopened the DNAT listeners of a stopped hook (left open for the life of the process, so the
+        # next emulator on the same world could not bind them). Then the hooks, detached from the world
+        # so the final persist below does not wake them either.
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -153,6 +154,13 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        with self.world.lock:
+            self.world.change_listeners = []
+        for hook in self.registry.hooks:
+            try:
+                hook.stop()
+            except Exception:  # a hook failing to stop must not keep the server up
+                pass
         with self.world.lock:
             self.world.persist()
 
@@ -222,7 +230,22 @@ class Emulator:
             "writes": by_kind.get("writes", 0),
             "deletes": by_kind.get("deletes", 0),
             "by_status": dict(by_status),
+            **self.hook_status(),
         }
+
+    def hook_status(self) -> dict[str, Any]:
+        """`status()` of every hook that has one, keyed by its `status_key` (the DNAT hook: "dnat",
+        with its listeners and the ports it could not bind)."""
+        out: dict[str, Any] = {}
+        for hook in self.registry.hooks:
+            fn = getattr(hook, "status", None)
+            if callable(fn):
+                key = getattr(hook, "status_key", None) or type(hook).__name__.lower()
+                try:
+                    out[key] = fn()
+                except Exception as exc:  # introspection must answer even if a hook is broken
+                    out[key] = {"error": repr(exc)}
+        return out
 
     def add_fault(self, **rule: Any) -> dict[str, Any]:
         return self.faults.add(**rule).public()
@@ -237,8 +260,11 @@ class Emulator:
             w.resources.clear()
             w.ops.items.clear()
             w.ops.pending.clear()
+            block = w.meta.get(network.PUBLIC_IP_BLOCK_KEY)
             w.meta.clear()
             w.meta["tenant_id"] = self.tenant_id
+            if block is not None:
+                w.meta[network.PUBLIC_IP_BLOCK_KEY] = block  # the world's addresses stay its own
             w.touch()
             w.persist()
         with self._log_lock:

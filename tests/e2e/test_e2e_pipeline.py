@@ -414,13 +414,8 @@ def test_a_new_service_port_reapplies_the_workload_and_keeps_the_password(
     assert changes == [("rules", "update"), ("workload", "update")]
     try:
         result = d.runner().deploy()
-    except LockdownError as exc:
+    except LockdownError:
         assert _voting_password(emu, config) == first  # the re-apply left the Secret alone
-        if "did not get address" in str(exc):
-            pytest.xfail(
-                "emulator kube._alloc_ilb_ip counts the Service being re-applied as holding its own pinned "
-                "address (the applied doc has no uid) and moves it; real AKS keeps the pinned IP"
-            )
         raise
     assert result.outputs["workload"]["service_port"] == 8081 and result.outputs["workload"]["dnat_confirmed"]
     assert _voting_password(emu, config) == first

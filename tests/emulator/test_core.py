@@ -122,6 +122,37 @@ def test_resource_group_delete_cascades(clients: ClientFactory, rg: str, raw: Ra
         clients.resource.resource_groups.begin_delete(rg).result()
 
 
+def test_resource_group_delete_takes_the_groups_it_manages(
+    clients: ClientFactory, rg: str, emu: Emulator
+) -> None:
+    # An AKS node resource group (managedBy = the cluster in rg) goes with rg, as in ARM; a group
+    # managed by something elsewhere stays.
+    sub = f"/subscriptions/{emu.subscription_id}"
+    cluster = f"{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/aks"
+    node_rg = f"{sub}/resourceGroups/MC_{rg}_aks_westus"
+    other_rg = f"{sub}/resourceGroups/MC_other_aks_westus"
+    with emu.world.lock:
+        emu.world.upsert(cluster, "Microsoft.ContainerService/managedClusters", {"location": "westus"})
+        for gid, owner in ((node_rg, cluster), (other_rg, f"{sub}/resourceGroups/other/providers/x/y/z")):
+            emu.world.upsert(
+                gid, "Microsoft.Resources/resourceGroups", {"location": "westus", "managedBy": owner}
+            )
+            emu.world.upsert(
+                f"{gid}/providers/Microsoft.Network/publicIPAddresses/kubernetes-a1",
+                "Microsoft.Network/publicIPAddresses",
+                {"location": "westus", "sku": {"name": "Standard"}, "properties": {}},
+                extra={"ipAddress": "127.9.9.9"},
+            )
+        emu.world.persist()
+    clients.resource.resource_groups.begin_delete(rg).result()
+    assert clients.resource.resource_groups.check_existence(f"MC_{rg}_aks_westus") is False
+    assert emu.world.get(f"{node_rg}/providers/Microsoft.Network/publicIPAddresses/kubernetes-a1") is None
+    assert clients.resource.resource_groups.check_existence("MC_other_aks_westus") is True
+    assert (
+        emu.world.get(f"{other_rg}/providers/Microsoft.Network/publicIPAddresses/kubernetes-a1") is not None
+    )
+
+
 def test_resource_not_found_wording(clients: ClientFactory, rg: str) -> None:
     with pytest.raises(ResourceNotFoundError) as exc:
         clients.network.virtual_networks.get(rg, "missing")

@@ -368,6 +368,79 @@ def test_taken_ip_falls_back_to_next_free() -> None:
     assert ip == "10.42.1.97"
 
 
+def test_reapplying_a_pinned_internal_service_keeps_its_address() -> None:
+    # A new port on the voting-app Service: the same object re-applied (its doc has no uid) must not
+    # count as holding its own pinned address, or it would move to the next free one (10.42.1.97).
+    k = make()
+    apply_voting(k)
+    before = k.state.get("Service", "default", "voting-app")
+    uid, node_port = before["metadata"]["uid"], before["spec"]["ports"][0]["nodePort"]
+    changed = VOTING_APP.replace("  - port: 80\n    targetPort: 8080", "  - port: 8081\n    targetPort: 8080")
+    assert changed != VOTING_APP
+    out = k.run("kubectl apply -f example.yaml", kube.make_context({"example.yaml": changed}))
+    assert out.exit_code == 0, out.logs
+    assert "service/voting-app configured" in out.logs
+    svc = k.state.get("Service", "default", "voting-app")
+    assert svc["status"]["loadBalancer"]["ingress"][0]["ip"] == "10.42.1.250"
+    assert [p["port"] for p in svc["spec"]["ports"]] == [8081]
+    assert svc["metadata"]["uid"] == uid and node_port >= 30000
+
+
+def test_reapplying_an_unpinned_internal_service_keeps_its_address() -> None:
+    manifest = """apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  annotations:
+    service.beta.kubernetes.io/azure-load-balancer-internal: "true"
+spec:
+  type: LoadBalancer
+  ports:
+  - port: {port}
+"""
+    k = make()
+    assert (
+        k.run("kubectl apply -f s.yaml", kube.make_context({"s.yaml": manifest.format(port=80)})).exit_code
+        == 0
+    )
+    first = k.state.get("Service", "default", "web")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    assert (
+        k.run("kubectl apply -f s.yaml", kube.make_context({"s.yaml": manifest.format(port=81)})).exit_code
+        == 0
+    )
+    assert k.state.get("Service", "default", "web")["status"]["loadBalancer"]["ingress"][0]["ip"] == first
+
+
+def test_same_name_in_another_namespace_does_not_share_the_pinned_address() -> None:
+    manifest = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: {ns}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: voting-app
+  namespace: {ns}
+  annotations:
+    service.beta.kubernetes.io/azure-load-balancer-internal: "true"
+    service.beta.kubernetes.io/azure-load-balancer-ipv4: 10.42.1.250
+spec:
+  type: LoadBalancer
+  ports:
+  - port: 80
+"""
+    k = make()
+    apply_voting(k)
+    out = k.run("kubectl apply -f s.yaml", kube.make_context({"s.yaml": manifest.format(ns="other")}))
+    assert out.exit_code == 0, out.logs
+    ip = k.state.get("Service", "other", "voting-app")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    assert ip != "10.42.1.250"
+    assert k.state.get("Service", "default", "voting-app")["status"]["loadBalancer"]["ingress"][0]["ip"] == (
+        "10.42.1.250"
+    )
+
+
 def test_public_lb_gets_public_ip_and_delete_releases_it() -> None:
     pips = PublicIps()
     k = make(pips=pips)
