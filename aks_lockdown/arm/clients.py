@@ -118,7 +118,9 @@ class ClientFactory:
             response.raise_for_status()
             for subscription in response.json().get("value", []):
                 return str(subscription["subscriptionId"])
-        raise InputError("azure.subscription_id: not set; put it in the config or export AZURE_SUBSCRIPTION_ID")
+        raise InputError(
+            "azure.subscription_id: not set; put it in the config or export AZURE_SUBSCRIPTION_ID"
+        )
 
     def _common_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
