@@ -29,6 +29,10 @@ test: install $(NODE_STAMP)
 	$(PY) -m pytest -n 2 -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
+# The fault, crash, concurrency and bad-input suite alone (make test runs it too).
+test-reliability: install
+	$(PY) -m pytest -n 2 -q -m reliability tests/reliability
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

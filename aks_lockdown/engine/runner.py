@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shlex
 import signal
 import sys
@@ -58,6 +59,28 @@ T = TypeVar("T")
 MANAGED_BY_TAG = "managed-by"
 MANAGED_BY = "aks-lockdown"
 DEPLOYMENT_TAG = "aks-lockdown-deployment"
+
+# TEST HOOK, for the reliability suite's kill -9 points; never set it in real use. With
+# AKS_LOCKDOWN_CRASH_AT="<step>:<resource-id substring>:<operation>:<point>[:<nth>]" the process SIGKILLs
+# itself at the nth (default 1st) ctx.write matching step, substring (case-insensitive) and operation
+# ("" or "*" match anything) when it reaches <point>: before-intent | after-intent (intent saved, request
+# not sent) | polling (request sent, long operation not awaited) | after-success (Azure done, result not
+# saved). Read once at import, so when unset it costs one falsy test per write.
+_CRASH_SPEC = os.environ.get("AKS_LOCKDOWN_CRASH_AT", "")
+_CRASH_AT: list[str] | None = [*_CRASH_SPEC.split(":"), "", "", "", ""] if _CRASH_SPEC else None
+_crash_hits = [0]
+
+
+def _crash_point(point: str, step: str, resource_id: str, operation: str) -> None:
+    assert _CRASH_AT is not None
+    want_step, want_rid, want_op, want_point, nth = _CRASH_AT[:5]
+    if want_point != point or want_step not in ("", "*", step) or want_op not in ("", "*", operation):
+        return
+    if want_rid not in ("", "*") and want_rid.lower() not in resource_id.lower():
+        return
+    _crash_hits[0] += 1
+    if _crash_hits[0] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RefusedDeleteError(LockdownError):
@@ -520,6 +543,8 @@ class Runner:
             self._refuse_unsafe_delete(run, resource_id)
         # A Ctrl-C already seen: stop before starting anything new in Azure.
         self._check_interrupt(run, f"before the {operation} of {resource_id}")
+        if _CRASH_AT:
+            _crash_point("before-intent", step, resource_id, operation)
 
         state = run.state
         recorded = state.step(step)
@@ -530,6 +555,8 @@ class Runner:
         recorded.status = "applying"
         recorded.updated_at = utcnow()
         self._save(run)
+        if _CRASH_AT:
+            _crash_point("after-intent", step, resource_id, operation)
         run.writes += 1
         self._emit(WriteStarted(step, resource_id, operation, description))
         started = self._clock()
@@ -552,6 +579,8 @@ class Runner:
 
         try:
             handle = begin()
+            if _CRASH_AT and isinstance(handle, Poller):
+                _crash_point("polling", step, resource_id, operation)
             if isinstance(handle, Poller):
                 result = self._wait_poller(run, step, resource_id, operation, description, handle, started)
             else:
@@ -571,6 +600,8 @@ class Runner:
             run.failed_resource = resource_id
             finish("failed", info.code if info else type(exc).__name__, info.message if info else str(exc))
             raise
+        if _CRASH_AT:
+            _crash_point("after-success", step, resource_id, operation)
         if operation == "create":
             self._record_created(run, step, resource_id)
         elif operation == "delete":
