@@ -181,6 +181,8 @@ class ClusterStep(Step):
             "fqdn": props.get("fqdn") or props.get("privateFQDN"),
             "private_fqdn": props.get("privateFQDN"),
             "node_resource_group": props.get("nodeResourceGroup"),
+            # Later steps (the workload) read readiness here instead of GETting the cluster again.
+            "provisioning_state": props.get("provisioningState"),
             "authorized_ip_ranges": list(
                 (props.get("apiServerAccessProfile") or {}).get("authorizedIPRanges") or []
             ),

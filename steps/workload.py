@@ -82,6 +82,10 @@ class WorkloadStep(Step):
     # --- reads ---------------------------------------------------------------------------------
 
     def _cluster_ready(self) -> bool:
+        # The cluster step of this run already read (or wrote) the cluster: one GET per resource.
+        known = (self.ctx.outputs.get("cluster") or {}).get("provisioning_state")
+        if known is not None:
+            return bool(known == "Succeeded")
         clusters = self.ctx.clients.containerservice.managed_clusters
         cfg = self.ctx.config
         cluster = to_json(get_or_none(lambda: clusters.get(cfg.resource_group, cfg.cluster_name)))
