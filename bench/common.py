@@ -19,7 +19,6 @@ replay, so neither side is penalised by the compression of time:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -33,13 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from aks_lockdown.emulator import Emulator
-from aks_lockdown.emulator.config import BASE_RETRY_AFTER, EmulatorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CONFIG = ROOT / "config" / "eastus.toml"
 # Smallest Retry-After the bench emulator sends: azure-core treats 0 as "no header" (30 s default).
-MIN_RETRY_AFTER = 0.005
 
 _IDENTITY_RX = re.compile(r"/oauth2/|/\.well-known/", re.IGNORECASE)
 _POLL_RX = re.compile(
@@ -53,19 +50,6 @@ _RUN_COMMAND_RX = re.compile(r"/runCommand$", re.IGNORECASE)
 WRITE_METHODS = ("PUT", "PATCH", "DELETE")
 
 
-@dataclasses.dataclass
-class PreciseRetryConfig(EmulatorConfig):
-    """The emulator's config with Retry-After scaled but not rounded up to a whole second."""
-
-    def retry_after(self, elapsed: float, remaining: float) -> float:  # type: ignore[override]
-        # Same growth as real ARM (10, 20, 40 ... s, capped at the time left), only unrounded.
-        scaled_elapsed = elapsed / self.time_scale if self.time_scale else 0.0
-        step = BASE_RETRY_AFTER * (2 ** min(5, int(scaled_elapsed // 20))) if scaled_elapsed > 0 else 10.0
-        value = min(step * self.time_scale, max(remaining, 0.0))
-        # Always a float: the decimal point is how _send_retry_after_in_ms recognises it.
-        return float(round(max(MIN_RETRY_AFTER, value), 4))
-
-
 def bench_emulator(
     data_dir: Path,
     *,
@@ -75,6 +59,9 @@ def bench_emulator(
     throttling: bool = True,
 ) -> Emulator:
     """An Emulator (not started) for one figure: fresh data dir, loopback only, port chosen by the OS."""
+    # Unrounded poll delays (retry-after-ms): whole-second Retry-After would add up to 50 Azure-seconds
+    # per long operation at scale 0.02, for the tool and the seed replay alike.
+    precise = precise_retry_after and profile == "realistic"
     emu = Emulator(
         data_dir=data_dir,
         host="127.0.0.1",
@@ -82,35 +69,10 @@ def bench_emulator(
         profile=profile,  # type: ignore[arg-type]
         time_scale=time_scale,
         throttling=throttling,
+        precise_retry_after=precise,
     )
-    # Both hooks are emulator internals (its config object and its _send); if they move, the bench
-    # falls back to the stock whole-second Retry-After and says so in every result file.
-    emu.bench_precise_retry_after = False  # type: ignore[attr-defined]
-    if precise_retry_after and profile == "realistic" and callable(getattr(emu, "_send", None)):
-        fields = {f.name: getattr(emu.config, f.name) for f in dataclasses.fields(EmulatorConfig)}
-        emu.config = PreciseRetryConfig(**fields)
-        _send_retry_after_in_ms(emu)
-        emu.bench_precise_retry_after = True  # type: ignore[attr-defined]
+    emu.bench_precise_retry_after = precise  # type: ignore[attr-defined]
     return emu
-
-
-def _send_retry_after_in_ms(emu: Emulator) -> None:
-    """Put the unrounded poll delay on the wire as ``retry-after-ms``.
-
-    The generated SDK clients parse an initial response's ``Retry-After`` as an int (a decimal raises),
-    while azure-core's poller reads ``retry-after-ms`` when ``Retry-After`` is absent. Conflict and
-    throttling answers keep their whole-second ``Retry-After`` (no decimal point: left alone).
-    """
-    original = emu._send
-
-    def send(h: Any, method: str, status: int, body: Any, headers: dict[str, str]) -> None:
-        value = headers.get("Retry-After")
-        if value is not None and "." in value:
-            headers = {k: v for k, v in headers.items() if k != "Retry-After"}
-            headers["retry-after-ms"] = str(max(1, round(float(value) * 1000)))
-        original(h, method, status, body, headers)
-
-    emu._send = send  # type: ignore[method-assign]
 
 
 def scaled_sleep(time_scale: float) -> Any:

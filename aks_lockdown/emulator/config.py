@@ -37,6 +37,9 @@ class EmulatorConfig:
     overrides: dict[str, float] = field(default_factory=dict)  # unscaled seconds per key
     throttling: bool = True
     throttle_scale: float = 1.0  # multiplies bucket sizes and refill rates
+    # Benchmarks at a small time scale: send the unrounded poll delay as retry-after-ms instead of
+    # a whole-second Retry-After (which would add up to a second per poll). Off: real ARM's headers.
+    precise_retry_after: bool = False
 
     def __post_init__(self) -> None:
         if self.profile not in ("fast", "realistic"):
@@ -59,11 +62,20 @@ class EmulatorConfig:
             return self.principal_delay * self.time_scale
         return self.duration("principalDelay")
 
-    def retry_after(self, elapsed: float, remaining: float) -> int:
-        """Retry-After for a poll: 10, 20, 40 ... as real ARM grows it, scaled, capped at the time left
-        (the recording shows ARM capping too), never below 1 (0 makes azure-core wait 30 s)."""
+    def poll_delay(self, elapsed: float, remaining: float) -> float:
+        """The poll delay real ARM would ask for (10, 20, 40 ... s as it grows it), scaled and capped
+        at the time left (the recording shows ARM capping too)."""
         scaled_elapsed = elapsed / self.time_scale if self.time_scale else 0.0
         step = BASE_RETRY_AFTER * (2 ** min(5, int(scaled_elapsed // 20))) if scaled_elapsed > 0 else 10.0
-        value = step * self.time_scale
-        value = min(value, max(remaining, 0.0))
-        return max(1, math.ceil(value))
+        return min(step * self.time_scale, max(remaining, 0.0))
+
+    def retry_after(self, elapsed: float, remaining: float) -> int:
+        """Retry-After in whole seconds, never below 1 (0 makes azure-core wait 30 s)."""
+        return max(1, math.ceil(self.poll_delay(elapsed, remaining)))
+
+    def poll_headers(self, elapsed: float, remaining: float) -> dict[str, str]:
+        if self.precise_retry_after:
+            # azure-core's poller reads retry-after-ms when Retry-After is absent; the generated
+            # clients would reject a decimal Retry-After on the initial response.
+            return {"retry-after-ms": str(max(10, round(self.poll_delay(elapsed, remaining) * 1000)))}
+        return {"Retry-After": str(self.retry_after(elapsed, remaining))}

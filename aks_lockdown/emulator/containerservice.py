@@ -987,7 +987,7 @@ def get_command_result(req: Request) -> Response:
             None,
             {
                 "Location": f"{req.base_url}{req.path}?api-version={req.api_version}",
-                "Retry-After": lro.retry_after(req, op),
+                **lro.retry_after(req, op),
             },
         )
     if op.error is not None:

@@ -29,16 +29,17 @@ def result_url(req: Request, op: Operation, kind: str = "operationResults") -> s
     return status_url(req, op, kind)
 
 
-def retry_after(req: Request, op: Operation) -> str:
+def retry_after(req: Request, op: Operation) -> dict[str, str]:
+    """The poll-delay header(s) for an operation in flight."""
     now = req.now
-    return str(req.config.retry_after(now - op.start, op.end - now))
+    return req.config.poll_headers(now - op.start, op.end - now)
 
 
 def lro_headers(req: Request, op: Operation, *, location: bool = False) -> dict[str, str]:
     nfv = "nfv" if op.data.get("nfv") else ""
     headers = {
         "Azure-AsyncOperation": status_url(req, op, f"{nfv}operations" if nfv else "operations"),
-        "Retry-After": retry_after(req, op),
+        **retry_after(req, op),
         # Real ARM reuses the operation id as the initial request's x-ms-request-id (recordings).
         "x-ms-request-id": op.id,
     }
@@ -60,7 +61,7 @@ def delete_response(req: Request, op: Operation) -> Response:
 
 
 def action_response(req: Request, op: Operation, *, location: str | None = None) -> Response:
-    headers = {"Location": location or result_url(req, op), "Retry-After": retry_after(req, op)}
+    headers = {"Location": location or result_url(req, op), **retry_after(req, op)}
     return Response(202, None, headers)
 
 
@@ -114,7 +115,7 @@ def _status(req: Request) -> Response:
     if op is None:
         raise ArmError(404, "OperationNotFound", "The operation was not found.")
     body = status_body(op, req.now)
-    headers = {"Retry-After": retry_after(req, op)} if body["status"] == "InProgress" else {}
+    headers = retry_after(req, op) if body["status"] == "InProgress" else {}
     return Response(200, body, headers)
 
 
@@ -134,7 +135,7 @@ def _result(req: Request) -> Response:
 
 
 def _ra(req: Request, op: Operation) -> dict[str, str]:
-    return {"Retry-After": retry_after(req, op)}
+    return retry_after(req, op)
 
 
 def _qs(req: Request) -> str:

@@ -110,7 +110,7 @@ def delete_rg(req: Request) -> Response:
     )
     base = f"{req.base_url}/subscriptions/{op.subscription}"
     location = f"{base}/operationresults/{op.id}?api-version={req.api_version}"
-    return Response(202, None, {"Location": location, "Retry-After": lro.retry_after(req, op)})
+    return Response(202, None, {"Location": location, **lro.retry_after(req, op)})
 
 
 def finish_rg_delete(world: World, op: Operation) -> None:

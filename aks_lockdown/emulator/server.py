@@ -71,6 +71,7 @@ class Emulator:
         durations: dict[str, float] | None = None,
         throttling: bool = True,
         throttle_scale: float = 1.0,
+        precise_retry_after: bool = False,
         fsync: bool = True,
     ):
         self.data_dir = Path(data_dir)
@@ -86,6 +87,7 @@ class Emulator:
             overrides=dict(durations or {}),
             throttling=throttling,
             throttle_scale=throttle_scale,
+            precise_retry_after=precise_retry_after,
         )
         self.tenant_id = EMULATOR_TENANT_ID
         self.faults = Faults(seed)

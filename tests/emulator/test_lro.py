@@ -267,3 +267,44 @@ def test_restart_on_same_port_drops_old_connections(tmp_path: Path) -> None:
         # The same client (its pooled keep-alive connection was closed at stop) now reaches b.
         assert c.resource.resource_groups.get("rg").name == "rg"
         assert b.requests(method="GET", path="resourcegroups/rg$")
+
+
+def test_precise_retry_after_sends_unrounded_ms_instead_of_whole_seconds(tmp_path: Path) -> None:
+    """Benchmarks at a small time scale ask for retry-after-ms; by default the headers are real ARM's."""
+    import requests
+
+    for precise in (False, True):
+        with Emulator(
+            tmp_path / str(precise), profile="realistic", time_scale=0.01, precise_retry_after=precise
+        ) as emu:
+            token = requests.post(
+                f"{emu.arm_endpoint}/{emu.tenant_id}/oauth2/v2.0/token",
+                data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"},
+                verify=emu.ca_bundle,
+                timeout=10,
+            ).json()["access_token"]
+            rg = f"{emu.arm_endpoint}/subscriptions/{emu.subscription_id}/resourcegroups/rg"
+            headers = {"Authorization": f"Bearer {token}"}
+            requests.put(
+                f"{rg}?api-version=2025-04-01",
+                json={"location": "eastus"},
+                headers=headers,
+                verify=emu.ca_bundle,
+                timeout=10,
+            )
+            put = requests.put(
+                f"{rg}/providers/Microsoft.Network/virtualNetworks/v?api-version=2026-03-01",
+                json={
+                    "location": "eastus",
+                    "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}},
+                },
+                headers=headers,
+                verify=emu.ca_bundle,
+                timeout=10,
+            )
+            assert put.status_code == 201
+            if precise:
+                assert "Retry-After" not in put.headers
+                assert 10 <= int(put.headers["retry-after-ms"]) <= 1000  # 10 s of VNet at scale 0.01
+            else:
+                assert put.headers["Retry-After"] == "1" and "retry-after-ms" not in put.headers
