@@ -15,12 +15,13 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from aks_lockdown.commands._common import DEFAULT_EMULATOR_TIME_SCALE as DEFAULT_TIME_SCALE
+from aks_lockdown.commands._common import DEFAULT_STATE_DIR
 from aks_lockdown.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, LockdownError
 
-DEFAULT_STATE_DIR = ".aks-lockdown"
-# Scales the emulator's "realistic" durations (firewall 6 min, AKS 7 min, ...) so the demo's full
-# deploy takes well under a minute while every operation still goes through real LRO polling.
-DEFAULT_TIME_SCALE = 0.03
+# DEFAULT_TIME_SCALE scales the emulator's "realistic" durations (firewall 6 min, AKS 7 min, ...) so
+# the demo's full deploy takes well under a minute while every operation still goes through real LRO
+# polling.
 
 
 class _Parser(argparse.ArgumentParser):

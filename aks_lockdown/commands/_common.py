@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE_DIR = ".aks-lockdown"
 EMULATOR_SUBDIR = "emulator"
+# The CLI's --time-scale default, for commands that reach the embedded emulator without the flag.
+DEFAULT_EMULATOR_TIME_SCALE = 0.03
 
 
 def load(path: str) -> LoadedConfig:
@@ -84,6 +86,12 @@ def target(args: argparse.Namespace, config: Config | None, directory: Path) -> 
     from aks_lockdown.arm.clients import EMULATOR_TENANT_ID, Target
 
     cloud = config.azure.cloud if config is not None else "AzureCloud"
+    explicit = getattr(args, "emulator", False) or getattr(args, "arm_endpoint", None)
+    name = config.deployment.name if config is not None else ""
+    if not explicit and name and deployed_on_embedded_emulator(directory, name):
+        # This deployment lives in the embedded emulator's world: never send its teardown to Azure.
+        args.emulator = True
+        args.time_scale = getattr(args, "time_scale", None) or DEFAULT_EMULATOR_TIME_SCALE
     if getattr(args, "emulator", False):
         from aks_lockdown.emulator import Emulator
 
@@ -266,11 +274,24 @@ def store(
     return LocalStateStore(directory, deployment)
 
 
-def remember_config(directory: Path, deployment: str, config_path: Path) -> None:
+def remember_config(
+    directory: Path, deployment: str, config_path: Path, *, embedded_emulator: bool = False
+) -> None:
     """Note which config file a deployment came from, so ``teardown``/``status`` work with no argument
-    (the state schema has no place for it). A plain text file beside the state, not ``*.json``."""
+    (the state schema has no place for it). A plain text file beside the state, not ``*.json``.
+    Also note a deployment made on the embedded emulator: its world lives under this state directory,
+    so a later bare ``teardown`` must go there, not to Azure."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     (directory / f"{deployment}.config-path").write_text(str(config_path.resolve()) + "\n")
+    marker = directory / f"{deployment}.embedded-emulator"
+    if embedded_emulator:
+        marker.write_text("deployed with --emulator: later commands without a target flag go there too\n")
+    else:
+        marker.unlink(missing_ok=True)
+
+
+def deployed_on_embedded_emulator(directory: Path, deployment: str) -> bool:
+    return (directory / f"{deployment}.embedded-emulator").exists()
 
 
 def remembered_config(directory: Path, deployment: str) -> str | None:

@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         factory = common.clients(where, args)
         store = common.store(directory, config.deployment.name, config, factory)
         if config.state.backend == "local":
-            common.remember_config(directory, config.deployment.name, loaded.path)
+            common.remember_config(
+                directory, config.deployment.name, loaded.path, embedded_emulator=bool(args.emulator)
+            )
 
         if ask:
             with make_display(args.output) as display:

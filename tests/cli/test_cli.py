@@ -255,7 +255,6 @@ EGRESS_FORMATS = ["table", "json", "csv", "markdown", "arm"]
 
 @pytest.mark.parametrize("fmt", EGRESS_FORMATS)
 def test_egress_export_formats(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("aks_lockdown.egress.export")
     import csv
     import io
     import json

@@ -26,10 +26,8 @@ secret_env = "{SECRET_ENV}"
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Any]:
-    try:
-        from aks_lockdown.emulator import Emulator
-    except ImportError:
-        pytest.skip("the ARM emulator is not in this build")
+    from aks_lockdown.emulator import Emulator
+
     with Emulator(data_dir=tmp_path / "emu", profile="fast") as emulator:
         yield emulator
 

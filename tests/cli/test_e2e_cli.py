@@ -30,8 +30,7 @@ def _emulator_available() -> bool:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    if not _emulator_available():
-        pytest.skip("the ARM emulator is not in this build yet")
+    assert _emulator_available(), "the ARM emulator must be importable"
     (tmp_path / "eastus.toml").write_text((ROOT / "config" / "eastus.toml").read_text())
     return tmp_path
 
@@ -192,3 +191,21 @@ def test_full_deploy_then_credentials_0600(workdir: Path) -> None:
     assert kubeconfig.stat().st_mode & 0o777 == 0o600
     assert "clusters:" in kubeconfig.read_text()
     assert "clusters:" not in creds.stdout  # written, never printed
+
+
+def test_bare_teardown_goes_to_the_embedded_emulator_it_was_deployed_on(workdir: Path) -> None:
+    """The card's `python -m aks_lockdown teardown` with no argument and no target flag: a deployment
+    made with --emulator lives in that world, so the teardown must go there, never to Azure."""
+    fast = ("--emulator", "--emulator-profile", "fast")
+    deployed = cli(workdir, "deploy", "eastus.toml", *fast, "--yes", "--no-verify")
+    assert deployed.returncode == 0, deployed.stderr
+    assert (workdir / ".aks-lockdown" / "eastus-walkthrough.embedded-emulator").exists()
+
+    torn = cli(workdir, "teardown", "--yes")
+    assert torn.returncode == 0, torn.stderr
+    assert "subscription_id" not in torn.stderr
+    assert "torn down" in torn.stdout
+
+    # The world itself is empty of this deployment: a plan against it wants to create everything.
+    plan = cli(workdir, "plan", "eastus.toml", *fast, "--detailed-exitcode")
+    assert plan.returncode == 2, plan.stdout + plan.stderr

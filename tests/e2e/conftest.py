@@ -28,7 +28,7 @@ def emulator_for(tmp_path: Path) -> Iterator[Callable[[str], Any]]:
     against that cloud's required endpoints."""
     reason = _emulator_ready()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(reason)
     from aks_lockdown.emulator import Emulator
 
     started: list[Any] = []

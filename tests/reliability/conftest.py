@@ -31,7 +31,7 @@ def shared_emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     start their own."""
     reason = _ready()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(reason)
     from aks_lockdown.emulator import Emulator
 
     emu = Emulator(tmp_path_factory.mktemp("shared-emulator"), profile="fast").start()

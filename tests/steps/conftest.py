@@ -13,7 +13,7 @@ from steps_helpers import emulator_available
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Any]:
     if not emulator_available():
-        pytest.skip("the ARM emulator is not usable yet")
+        pytest.fail("the ARM emulator is not usable")
     from aks_lockdown.emulator import Emulator
 
     with Emulator(data_dir=tmp_path / "emu", profile="fast") as emu:

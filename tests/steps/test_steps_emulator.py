@@ -197,7 +197,7 @@ def slow_aks(tmp_path: Path) -> Iterator[Any]:
     from steps_helpers import aks_available, emulator_available
 
     if not (emulator_available() and aks_available()):
-        pytest.skip("the ARM emulator's AKS is not usable yet")
+        pytest.fail("the ARM emulator's AKS is not usable")
     from aks_lockdown.arm.clients import ClientFactory
     from aks_lockdown.emulator import Emulator
 

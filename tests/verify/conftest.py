@@ -19,7 +19,7 @@ def deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """``deploy(config)`` -> a ``Deployed`` world that lives until the module ends."""
     reason = not_ready()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(reason)
     from contextlib import ExitStack
 
     from aks_lockdown.arm.clients import ClientFactory
