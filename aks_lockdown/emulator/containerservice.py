@@ -160,6 +160,9 @@ def _check_udr_subnet(world: World, subnet_id: str) -> None:
     subnet = netsim.get_subnet(cw, subnet_id)
     rt_id = (netsim.props(subnet).get("routeTable") or {}).get("id")
     if not rt_id:
+        # Code and message start as quoted in real AKS create failures (Terraform output, e.g.
+        # `Code="ExistingRouteTableNotAssociatedWithSubnet" Message="An existing route table has not been
+        # associated with subnet /subscriptions/...`), see README-internals "error codes and their sources".
         raise _bad(
             "ExistingRouteTableNotAssociatedWithSubnet",
             f"An existing route table has not been associated with subnet {subnet_id}. Please update the "
@@ -210,34 +213,57 @@ def _check_cidrs(world: World, props: dict[str, Any], net: dict[str, Any], subne
                         if any(svc.overlaps(n) for n in netsim.subnet_prefixes(s))
                     ]
                     what = netsim.props(subs[0]).get("addressPrefix") if subs else str(vp)
+                    # Code, message and target as in Azure/azure-cli#20810 and Azure/AKS#3551.
                     raise _bad(
                         "ServiceCidrOverlapExistingSubnetsCidr",
                         f"The specified service CIDR {service_cidr} is conflicted with an existing "
                         f"subnet CIDR {what}",
-                        "networkProfile.serviceCidr",
+                        "networkProfile.serviceCIDR",
                     )
         if dns_ip:
-            try:
-                inside = ipaddress.IPv4Address(dns_ip) in svc
-            except ValueError:
-                inside = False
-            if not inside or ipaddress.IPv4Address(dns_ip) in (
-                svc.network_address,
-                svc.network_address + 1,
-                svc.broadcast_address,
-            ):
-                raise _bad(
-                    "InvalidDNSServiceIP",
-                    f"The DNS service IP {dns_ip} must be within the service CIDR {service_cidr} and "
-                    "must not be its "
-                    "first address (used by the kubernetes service) or its network or broadcast address.",
-                    "networkProfile.dnsServiceIP",
-                )
+            _check_dns_service_ip(dns_ip, svc, service_cidr)
     elif dns_ip:
+        # Unverified code: no public answer for dnsServiceIP without serviceCidr was found.
         raise _bad(
             "InvalidDNSServiceIP",
             "dnsServiceIP is set but serviceCidr is not: both or neither must be given.",
             "networkProfile.dnsServiceIP",
+        )
+
+
+def _check_dns_service_ip(dns_ip: str, svc: ipaddress.IPv4Network, service_cidr: str) -> None:
+    """AKS's own codes (see README-internals "error codes and their sources"): DnsServiceIpParseError,
+    DnsServiceIpOutOfServiceCidr (code, message and target as in the AKS troubleshooting article
+    "Troubleshoot the DnsServiceIpOutOfServiceCidr error code"), DnsServiceIpConflicting (the API
+    server's first address), DnsBroadcastAddressConflicting."""
+    target = "networkProfile.dnsServiceIP"
+    try:
+        ip = ipaddress.IPv4Address(dns_ip)
+    except ValueError:
+        raise _bad(
+            "DnsServiceIpParseError", f"The DNS service IP {dns_ip} is not a valid IP address.", target
+        ) from None
+    if ip not in svc:
+        raise _bad(
+            "DnsServiceIpOutOfServiceCidr",
+            f"The DNS service IP {dns_ip} is out of the range defined by service CIDR {service_cidr}.",
+            target,
+        )
+    if ip == svc.broadcast_address:
+        raise _bad(
+            "DnsBroadcastAddressConflicting",
+            f"The DNS service IP {dns_ip} conflicts with the broadcast address of service CIDR "
+            f"{service_cidr}.",
+            target,
+        )
+    if ip in (svc.network_address, svc.network_address + 1):
+        # .1 is the kubernetes API service's address; the network address (.0) is refused too
+        # (Azure/AKS#2579, fixed), under which code is not public: DnsServiceIpConflicting assumed.
+        raise _bad(
+            "DnsServiceIpConflicting",
+            f"The DNS service IP {dns_ip} conflicts with the kubernetes API server IP "
+            f"{svc.network_address + 1} of service CIDR {service_cidr}.",
+            target,
         )
 
 

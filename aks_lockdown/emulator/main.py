@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from aks_lockdown.emulator.datalock import EmulatorDataLockedError
 from aks_lockdown.emulator.server import Emulator
 
 DEFAULT_DATA = Path(".aks-lockdown") / "emulator"
@@ -80,6 +81,9 @@ def serve(argv_or_args: Sequence[str] | argparse.Namespace | None = None) -> int
     )
     try:
         emu.start()
+    except EmulatorDataLockedError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

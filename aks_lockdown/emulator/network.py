@@ -361,6 +361,10 @@ def put_pip(req: Request) -> Response:
             f"Standard sku publicIp {rid.id} must have AllocationMethod set to Static.",
         )
     if existing is not None and (existing.body.get("sku") or {}).get("name") != sku.get("name"):
+        # Code unverified (emulator's name; see README-internals "error codes and their sources"). The
+        # condition is real for a downgrade: "Sku property is set at creation time and cannot be changed
+        # from Standard to Basic on resource update" (Azure/azure-cli#12570); Basic -> Standard is an
+        # upgrade Azure allows (Azure/azure-cli#17482), which the emulator does not model.
         raise ArmError(
             400, "CannotChangePublicIpSku", f"Cannot change the sku of public IP address {rid.id}."
         )
@@ -412,11 +416,14 @@ def _route_props(raw: dict[str, Any], owner: str) -> dict[str, Any]:
     if not props.get("addressPrefix") or not props.get("nextHopType"):
         raise ArmError(400, "InvalidRequestFormat", f"Route {owner} needs addressPrefix and nextHopType.")
     if props["nextHopType"] == "VirtualAppliance" and not props.get("nextHopIpAddress"):
-        # Code not verified against a real answer; the condition is real.
+        # Code unverified (emulator's name); the message is Azure's as quoted in
+        # Azure/terraform-azurerm-hubnetworking#48 ("NextHopIpAddress cannot be Null or Empty in route
+        # when NextHopType is VirtualAppliance").
         raise ArmError(
             400,
             "InvalidNextHopIpAddress",
-            f"Route {owner} has next hop type VirtualAppliance but no nextHopIpAddress.",
+            f"NextHopIpAddress cannot be Null or Empty in route {owner} when NextHopType is "
+            "VirtualAppliance.",
         )
     props.setdefault("hasBgpOverride", False)
     return props

@@ -106,6 +106,8 @@ def _check_ip_configs(req: Request, fw_id: str, configs: list[dict[str, Any]]) -
             sub = ensure_ref(w, sid, fw_id)
             assert sub is not None
             if sid.rstrip("/").rsplit("/", 1)[-1] != "AzureFirewallSubnet":
+                # Code unverified (emulator's name); condition real: the firewall's subnet must be named
+                # AzureFirewallSubnet (learn.microsoft.com/azure/firewall/tutorial-firewall-deploy-portal).
                 raise ArmError(
                     400,
                     "AzureFirewallSubnetNameInvalid",
@@ -113,6 +115,8 @@ def _check_ip_configs(req: Request, fw_id: str, configs: list[dict[str, Any]]) -
                 )
             nets = [ipaddress.ip_network(p, strict=False) for p in prefixes_of(sub.body["properties"])]
             if not nets or nets[0].prefixlen > 26:
+                # Code unverified (emulator's name); condition real: /26 minimum (learn.microsoft.com
+                # /azure/firewall/firewall-faq#why-does-azure-firewall-need-a--26-subnet-size).
                 raise ArmError(
                     400,
                     "AzureFirewallSubnetMustBeAtLeastSize26",
@@ -126,6 +130,9 @@ def _check_ip_configs(req: Request, fw_id: str, configs: list[dict[str, Any]]) -
             if (pip.body.get("sku") or {}).get("name") != "Standard" or (
                 pip.body["properties"].get("publicIPAllocationMethod") != "Static"
             ):
+                # Code unverified (emulator's name); condition real: Standard SKU public IPs only
+                # (MicrosoftDocs/azure-docs#62703; learn.microsoft.com/azure/virtual-network/ip-services
+                # /public-ip-addresses).
                 raise ArmError(
                     400,
                     "AzureFirewallPublicIpMustBeStandardSkuAndStatic",
@@ -276,6 +283,8 @@ def delete_policy(req: Request) -> Response:
         return Response(204)
     fws = firewalls_using_policy(w, rec.id)
     if fws:
+        # Code unverified (emulator's name); condition real: a policy in use by a firewall cannot be
+        # deleted (hashicorp/terraform-provider-azurerm#12212, #29114).
         raise ArmError(
             400,
             "FirewallPolicyInUse",

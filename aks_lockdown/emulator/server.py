@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aks_lockdown.arm.clients import EMULATOR_TENANT_ID, Target
 from aks_lockdown.emulator import identity, lro, network
 from aks_lockdown.emulator.config import EmulatorConfig, Profile
+from aks_lockdown.emulator.datalock import DataDirLock
 from aks_lockdown.emulator.faults import Faults, Throttle
 from aks_lockdown.emulator.framework import ArmError, Registry, Request, ResourceId, Response, not_found
 from aks_lockdown.emulator.generic import (  # re-exported: providers import them from here too
@@ -101,10 +102,22 @@ class Emulator:
         self._current = threading.local()
         self.ca_bundle = ""
         self.arm_endpoint = ""
+        self._data_lock = DataDirLock(self.data_dir)
+        self._world_loaded = False
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Emulator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # One emulator per data dir: a second would overwrite the world and fight over its DNAT
+        # addresses. EmulatorDataLockedError (an InputError, exit 2) names the holder and its endpoint.
+        self._data_lock.acquire()
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Emulator:
         tls = ensure_tls(self.data_dir)
         self.ca_bundle = str(tls.ca)
         if not self.registry.types:  # start() after stop(): keep the providers (and hooks) registered once
@@ -116,6 +129,7 @@ class Emulator:
         w.completions = dict(self.registry.completions)
         w.take_forced_failure = self._forced_failure
         w.load()
+        self._world_loaded = True
         w.meta.setdefault("tenant_id", self.tenant_id)
         # The world's own loopback block for public IPs: drawn when the world is created, kept after.
         network.public_ip_block(w)
@@ -135,6 +149,7 @@ class Emulator:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="arm-emulator", daemon=True
         )
         self._thread.start()
+        self._data_lock.describe(endpoint=self.arm_endpoint, ca_bundle=str(Path(self.ca_bundle).resolve()))
         for hook in self.registry.hooks:
             hook.start(self)
         w.change_listeners = [h.on_change for h in self.registry.hooks]
@@ -163,8 +178,15 @@ class Emulator:
                 hook.stop()
             except Exception:  # a hook failing to stop must not keep the server up
                 pass
-        with self.world.lock:
-            self.world.persist()
+        if not self._data_lock.held:
+            return  # never started (or refused): the world on disk is another emulator's, leave it
+        try:
+            if self._world_loaded:
+                with self.world.lock:
+                    self.world.persist()
+        finally:
+            self._world_loaded = False
+            self._data_lock.release()
 
     def __enter__(self) -> Emulator:
         return self.start()

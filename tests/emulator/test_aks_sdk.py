@@ -311,7 +311,11 @@ def test_kubenet_needs_route_table_rights(emu: Emulator, clients: ClientFactory)
             {"serviceCidr": "10.42.0.0/16", "dnsServiceIP": "10.42.0.10"},
             "ServiceCidrOverlapExistingSubnetsCidr",
         ),
-        ({"dnsServiceIP": "10.99.0.10"}, "InvalidDNSServiceIP"),
+        ({"dnsServiceIP": "10.99.0.10"}, "DnsServiceIpOutOfServiceCidr"),
+        ({"dnsServiceIP": "10.41.0.1"}, "DnsServiceIpConflicting"),
+        ({"dnsServiceIP": "10.41.255.255"}, "DnsBroadcastAddressConflicting"),
+        ({"dnsServiceIP": "10.41.0.x"}, "DnsServiceIpParseError"),
+        ({"serviceCidr": None, "dnsServiceIP": "10.0.0.10"}, "InvalidDNSServiceIP"),
     ],
 )
 def test_network_profile_constraints(
