@@ -22,7 +22,7 @@ from aks_lockdown.steps._common import (
     to_json,
 )
 
-from aks_lockdown.engine.step import Diff, Step
+from aks_lockdown.engine.step import Diff, PlannedWrite, Step
 
 KIND = "Microsoft.Network/publicIPAddresses"
 
@@ -102,6 +102,8 @@ class PublicIpStep(Step):
         actual = self._actual or self._read()
         ips = self.ctx.clients.network.public_ip_addresses
         rg = self.ctx.config.resource_group
+        names: list[str] = []
+        writes: list[PlannedWrite] = []
         for change in diff.changes:
             if change.action == "none":
                 continue
@@ -113,12 +115,17 @@ class PublicIpStep(Step):
             # Adopted IPs keep their tags: we must not mark what we did not create as ours.
             ours = old is None or is_ours(self.ctx, change.resource_id, old)
             body["tags"] = merged_tags(self.ctx, old) if ours else dict(old.get("tags") or {})
-            result = self.ctx.write(
-                change.resource_id,
-                "create" if change.action == "create" else "update",
-                lambda name=name, body=body: ips.begin_create_or_update(rg, name, body),
-                description=f"public IP {name}",
+            names.append(name)
+            writes.append(
+                PlannedWrite(
+                    change.resource_id,
+                    "create" if change.action == "create" else "update",
+                    lambda name=name, body=body: ips.begin_create_or_update(rg, name, body),
+                    description=f"public IP {name}",
+                )
             )
+        # Public IPs are independent of one another: 20 of them are created together, not one by one.
+        for name, result in zip(names, self.ctx.write_many(writes), strict=True):
             actual[name] = to_json(result)
         return self._outputs(actual)
 

@@ -52,7 +52,7 @@ from aks_lockdown.engine.state import (
     fingerprint,
     utcnow,
 )
-from aks_lockdown.engine.step import TERMINAL_STATES, Diff, Operation, Poller, Step
+from aks_lockdown.engine.step import TERMINAL_STATES, Diff, Operation, PlannedWrite, Poller, Step
 from aks_lockdown.errors import AzureOperationError, Interrupted, LockdownError
 
 T = TypeVar("T")
@@ -162,6 +162,9 @@ class _Context:
         description: str = "",
     ) -> Any:
         return self._runner._write(self._run, self.step, resource_id, operation, begin, description)
+
+    def write_many(self, writes: Sequence[PlannedWrite]) -> list[Any]:
+        return self._runner._write_many(self._run, self.step, writes)
 
     def wait_for(self, resource_id: str, read_state: Callable[[], str], *, description: str = "") -> str:
         return self._runner._wait_for(self._run, self.step, resource_id, read_state, description)
@@ -609,6 +612,204 @@ class Runner:
         finish("succeeded")
         self._emit(WriteFinished(step, resource_id, operation, self._clock() - started))
         return result
+
+    def _write_many(self, run: _Run, step: str, writes: Sequence[PlannedWrite]) -> list[Any]:
+        """``write()`` for independent writes, in flight together.
+
+        The state holds one intent per step, so the batch is recorded this way, in one save before any
+        request leaves: the intent names a write of the batch still in flight (it moves on as writes
+        finish), and every create of the batch is recorded as this deployment's resource, which is what
+        the next run's reconcile makes of a create intent (check() found nothing under that ID, so
+        whatever exists there after a kill is ours). Then each ``begin()`` in order, one wait for all the
+        pollers, each result recorded as it lands; the crash hook fires at its four points per write.
+        """
+        writes = list(writes)
+        if not run.writes_allowed:
+            ids = ", ".join(repr(w.resource_id) for w in writes)
+            raise RuntimeError(f"step {step}: ctx.write_many({ids}) during {run.command}: checks only")
+        seen: set[str] = set()
+        for w in writes:
+            if w.operation not in ("create", "update", "delete", "action"):
+                raise ValueError(f"step {step}: unknown operation {w.operation!r}")
+            if w.resource_id.lower() in seen:
+                raise ValueError(
+                    f"step {step}: write_many: {w.resource_id} appears twice (the writes must be independent)"
+                )
+            seen.add(w.resource_id.lower())
+        if not writes:
+            return []
+        for w in writes:
+            if w.operation == "delete":
+                self._refuse_unsafe_delete(run, w.resource_id)
+        first = writes[0]
+        where = (
+            f"before the {first.operation} of {first.resource_id}"
+            if len(writes) == 1
+            else f"before the {len(writes)} writes of step {step}"
+        )
+        self._check_interrupt(run, where)
+        if _CRASH_AT:
+            for w in writes:
+                _crash_point("before-intent", step, w.resource_id, w.operation)
+
+        state = run.state
+        recorded = state.step(step)
+        now = utcnow()
+        intents = [
+            Intent(
+                step=step,
+                resource_id=w.resource_id,
+                operation=w.operation,
+                time=now,
+                description=w.description,
+            )
+            for w in writes
+        ]
+        # Every intent reaches the disk (see the docstring) before the first request leaves.
+        recorded.intent = intents[0]
+        for w in writes:
+            if w.operation == "create":
+                state.record_created(w.resource_id, step)
+        recorded.status = "applying"
+        recorded.updated_at = utcnow()
+        self._save(run)
+        if _CRASH_AT:
+            for w in writes:
+                _crash_point("after-intent", step, w.resource_id, w.operation)
+        run.writes += len(writes)
+
+        batch_started = self._clock()
+        started = [batch_started] * len(writes)
+        results: list[Any] = [None] * len(writes)
+        unfinished = set(range(len(writes)))  # no result recorded yet (not begun, or in flight)
+        pollers: dict[int, Poller] = {}
+        errors: list[BaseException] = []
+
+        def finish(i: int, outcome: str, code: str = "", message: str = "") -> None:
+            w = writes[i]
+            unfinished.discard(i)
+            if recorded.intent is not None and recorded.intent.resource_id == w.resource_id:
+                # Keep the intent on a write still in flight, for the next run's message.
+                recorded.intent = intents[min(unfinished)] if unfinished else None
+            recorded.add_result(
+                WriteResult(
+                    time=utcnow(),
+                    operation=w.operation,
+                    resource_id=w.resource_id,
+                    outcome=outcome,
+                    elapsed=round(self._clock() - started[i], 3),
+                    code=code,
+                    message=message,
+                )
+            )
+            recorded.updated_at = utcnow()
+            self._save(run)
+
+        def succeeded(i: int, result: Any) -> None:
+            w = writes[i]
+            if _CRASH_AT:
+                _crash_point("after-success", step, w.resource_id, w.operation)
+            if w.operation == "create":
+                self._record_created(run, step, w.resource_id)
+            elif w.operation == "delete":
+                state.record_deleted(w.resource_id)
+            results[i] = result
+            finish(i, "succeeded")
+            self._emit(WriteFinished(step, w.resource_id, w.operation, self._clock() - started[i]))
+
+        def failed(i: int, exc: Exception) -> None:
+            w = writes[i]
+            info = self._classify(exc)
+            if w.operation == "delete" and info is not None and info.status == 404:
+                state.record_deleted(w.resource_id)  # already gone counts as deleted
+                finish(i, "succeeded", info.code, "already gone")
+                self._emit(WriteFinished(step, w.resource_id, w.operation, self._clock() - started[i]))
+                return
+            if w.operation == "create":
+                # The create may have left a resource behind (a failed long operation): it is ours.
+                self._record_created(run, step, w.resource_id)
+            if not errors:
+                run.failed_resource = w.resource_id
+            errors.append(exc)
+            finish(i, "failed", info.code if info else type(exc).__name__, info.message if info else str(exc))
+
+        for i, w in enumerate(writes):
+            self._emit(WriteStarted(step, w.resource_id, w.operation, w.description))
+            started[i] = self._clock()
+            try:
+                handle = w.begin()
+            except Interrupted:
+                raise
+            except Exception as exc:
+                failed(i, exc)
+                continue
+            if isinstance(handle, Poller):
+                if _CRASH_AT:
+                    _crash_point("polling", step, w.resource_id, w.operation)
+                pollers[i] = handle
+            else:
+                succeeded(i, handle)
+
+        while pollers:
+            for i in list(pollers):
+                if not pollers[i].done():
+                    continue
+                poller = pollers.pop(i)
+                try:
+                    result = poller.result()
+                except Interrupted:
+                    raise
+                except Exception as exc:
+                    failed(i, exc)
+                    continue
+                succeeded(i, result)
+            if not pollers:
+                break
+            waiting = [writes[i] for i in sorted(pollers)]
+            if run.interrupt_requested:
+                self._interrupt_batch(run, step, waiting, [started[i] for i in sorted(pollers)])
+            if len(writes) == 1:
+                label = first.description or f"waiting for the {first.operation} of {first.resource_id}"
+                self._emit(Progress(step, label, first.resource_id, self._clock() - started[0]))
+            else:
+                done = len(writes) - len(pollers)
+                what = waiting[0].description or f"the {waiting[0].operation} of {waiting[0].resource_id}"
+                message = f"{done}/{len(writes)} done; waiting for {what}"
+                if len(waiting) > 1:
+                    message += f" and {len(waiting) - 1} more"
+                self._emit(Progress(step, message, waiting[0].resource_id, self._clock() - batch_started))
+            self._sleep(self.poll_interval)
+        if errors:
+            raise errors[0]
+        return results
+
+    def _interrupt_batch(
+        self, run: _Run, step: str, waiting: Sequence[PlannedWrite], started: Sequence[float]
+    ) -> None:
+        """Ctrl-C with writes of a batch in flight: as ``_wait_poller`` does for one, for each of them
+        (the intent stays, on one of them; the creates are already recorded as ours)."""
+        recorded = run.state.step(step)
+        for w, began in zip(waiting, started, strict=True):
+            recorded.add_result(
+                WriteResult(
+                    time=utcnow(),
+                    operation=w.operation,
+                    resource_id=w.resource_id,
+                    outcome="interrupted",
+                    elapsed=round(self._clock() - began, 3),
+                    message="Ctrl-C while in flight; the operation carries on in Azure",
+                )
+            )
+            if w.operation == "create":
+                self._record_created(run, step, w.resource_id)
+        self._save(run)
+        if len(waiting) == 1:
+            what = f"the {waiting[0].operation} of {waiting[0].resource_id}"
+            tail = "the Azure operation carries on and the next run picks it up"
+        else:
+            what = f"{len(waiting)} writes of step {step} ({waiting[0].resource_id}, ...)"
+            tail = "the Azure operations carry on and the next run picks them up"
+        raise self._interrupted(f"while waiting for {what}: {tail}")
 
     def _record_created(self, run: _Run, step: str, resource_id: str) -> None:
         run.state.record_created(resource_id, step)

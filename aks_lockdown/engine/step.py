@@ -9,7 +9,7 @@ before the request and the result after it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -67,6 +67,16 @@ class Poller(Protocol):
     def result(self, timeout: float | None = None) -> Any: ...
 
 
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One write of a batch for ``StepContext.write_many``: the arguments of ``write()``."""
+
+    resource_id: str
+    operation: Operation
+    begin: Callable[[], Any]
+    description: str = ""
+
+
 class StepContext(Protocol):
     """What the engine hands each step. Implemented by the runner."""
 
@@ -86,6 +96,14 @@ class StepContext(Protocol):
     ) -> Any:
         """Record the intent, call ``begin()``; if it returns a Poller, wait for it with progress events;
         record the result. Returns the poller's result (or ``begin()``'s return value)."""
+        ...
+
+    def write_many(self, writes: Sequence[PlannedWrite]) -> list[Any]:
+        """Independent writes (distinct resources) that may run at the same time in Azure: record every
+        intent before any request, call each ``begin()`` in order, wait for all the pollers together
+        (with progress events) and record each result as it lands. Returns the results in the order of
+        ``writes``. When some fail, the others are still awaited and recorded, then the first error
+        (in time) is raised."""
         ...
 
     def wait_for(self, resource_id: str, read_state: Callable[[], str], *, description: str = "") -> str:

@@ -7,11 +7,11 @@ write so tests can count them; it does not retry, classify errors or persist sta
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aks_lockdown.config import Config
-from aks_lockdown.engine.step import TERMINAL_STATES, Diff, Poller, Step
+from aks_lockdown.engine.step import TERMINAL_STATES, Diff, PlannedWrite, Poller, Step
 
 DEPLOYMENT = "steps-test"
 
@@ -33,6 +33,7 @@ class FakeContext:
         self.adopted: set[str] = set()
         self.writes: list[tuple[str, str]] = []
         self.progress_messages: list[str] = []
+        self.batches: list[int] = []  # the size of each write_many
 
     def write(
         self, resource_id: str, operation: str, begin: Callable[[], Any], *, description: str = ""
@@ -46,6 +47,36 @@ class FakeContext:
         elif operation == "delete":
             self.created.discard(resource_id.lower())
         return result
+
+    def write_many(self, writes: Sequence[PlannedWrite]) -> list[Any]:
+        """Every begin() first, then every poller (as the engine does); the first error after all."""
+        self.batches.append(len(writes))
+        handles: list[Any] = []
+        errors: list[Exception] = []
+        for w in writes:
+            self.writes.append((w.resource_id, w.operation))
+            try:
+                handles.append(w.begin())
+            except Exception as exc:
+                errors.append(exc)
+                handles.append(exc)
+        results: list[Any] = []
+        for w, handle in zip(writes, handles, strict=True):
+            if isinstance(handle, Exception):
+                results.append(None)
+                continue
+            try:
+                results.append(handle.result() if isinstance(handle, Poller) else handle)
+            except Exception as exc:
+                errors.append(exc)
+                results.append(None)
+            if w.operation == "create":
+                self.created.add(w.resource_id.lower())
+            elif w.operation == "delete":
+                self.created.discard(w.resource_id.lower())
+        if errors:
+            raise errors[0]
+        return results
 
     def wait_for(self, resource_id: str, read_state: Callable[[], str], *, description: str = "") -> str:
         deadline = time.monotonic() + 120
